@@ -1,0 +1,154 @@
+"""The contract every match (`-m NAME`) and target (`-j NAME`) extension follows.
+
+Mirrors libxtables: an extension declares its options (``OptionSpec``), each
+option's argument is parsed into a typed value, ``finalize`` checks the whole
+set (like xtables' x6_fcheck) and fixes canonical order, and ``save`` prints
+the text iptables-save prints after ``-m NAME`` / ``-j NAME``.
+
+Extensions register themselves with ``@register`` in their module; the
+frontend finds them through ``match_extension`` / ``target_extension``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from bpfilter.ir import Family, Negatable, Option
+
+
+class ExtensionError(ValueError):
+    """Bad extension input; the frontend adds file, line and text."""
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What an extension may need to know about the rule it is parsed in."""
+
+    family: Family
+    table: str
+    chain: str
+    protocol: Negatable | None  # the rule's -p, Negatable[int] (0 = all)
+
+
+# parse(args, ctx) -> typed value. ``args`` has ``OptionSpec.nargs`` strings.
+OptionParser = Callable[[Sequence[str], ParseContext], Any]
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One `--option` of an extension.
+
+    ``name`` is the canonical long name (without dashes) used as ``Option.name``;
+    ``aliases`` are other spellings iptables accepts (e.g. "destination-port").
+    ``parse`` is None for flags that take no argument (value True).
+    """
+
+    name: str
+    parse: OptionParser | None = None
+    invert: bool = False  # accepts a leading "!"
+    aliases: tuple[str, ...] = ()
+    nargs: int = 1
+    multi: bool = False  # may be given more than once
+
+    @property
+    def takes_argument(self) -> bool:
+        return self.parse is not None
+
+
+@dataclass
+class Extension:
+    """Base class for match and target extensions.
+
+    Subclasses set ``name``, ``kind``, ``options`` and override ``finalize``
+    and ``save`` as needed.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[Literal["match", "target"]]
+    families: ClassVar[frozenset[Family]] = frozenset({Family.IPV4, Family.IPV6})
+    options: ClassVar[tuple[OptionSpec, ...]] = ()
+    # Extra names that load this extension (e.g. "NOTRACK" for the CT target).
+    aliases: ClassVar[tuple[str, ...]] = ()
+    _spec_by_name: dict[str, OptionSpec] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        for spec in self.options:
+            for n in (spec.name, *spec.aliases):
+                self._spec_by_name[n] = spec
+
+    def spec(self, long_name: str) -> OptionSpec | None:
+        """The option spec for a full long option name (no dashes), or None."""
+        return self._spec_by_name.get(long_name)
+
+    def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
+        """Check the options as a whole and return them in canonical order.
+
+        Default: options in declaration order. Raise ExtensionError on bad
+        combinations (missing mandatory option, conflicting options...).
+        """
+        order = {spec.name: i for i, spec in enumerate(self.options)}
+        return tuple(sorted(options, key=lambda o: order.get(o.name, len(order))))
+
+    def save(self, options: Sequence[Option], ctx: ParseContext) -> str:
+        """Text iptables-save prints after `-m NAME ` / `-j NAME ` ('' if none)."""
+        parts: list[str] = []
+        for opt in options:
+            spec = self._spec_by_name[opt.name]
+            text = f"--{opt.name}"
+            if spec.takes_argument:
+                text += " " + self.format_value(opt)
+            parts.append(("! " if opt.negated else "") + text)
+        return " ".join(parts)
+
+    def format_value(self, opt: Option) -> str:
+        """How an option's value prints; override for typed values."""
+        return str(opt.value)
+
+
+_MATCHES: dict[str, Extension] = {}
+_TARGETS: dict[str, Extension] = {}
+
+
+def register(cls: type[Extension]) -> type[Extension]:
+    """Class decorator: make an extension findable by its name and aliases."""
+    instance = cls()
+    registry = _MATCHES if cls.kind == "match" else _TARGETS
+    for n in (cls.name, *cls.aliases):
+        registry[n] = instance
+    return cls
+
+
+def match_extension(name: str) -> Extension | None:
+    _load_all()
+    return _MATCHES.get(name)
+
+
+def target_extension(name: str) -> Extension | None:
+    _load_all()
+    return _TARGETS.get(name)
+
+
+def all_extensions() -> list[Extension]:
+    _load_all()
+    return list({id(e): e for e in (*_MATCHES.values(), *_TARGETS.values())}.values())
+
+
+_loaded = False
+
+
+def _load_all() -> None:
+    """Import every module of this package so their @register runs."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+    import pkgutil
+
+    import bpfilter.frontend.extensions as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name != "base" and not info.name.startswith("_"):
+            importlib.import_module(f"{pkg.__name__}.{info.name}")
