@@ -1,0 +1,22 @@
+"""The one error the frontend raises: a refused line, located like iptables-restore does."""
+
+from __future__ import annotations
+
+
+class RestoreError(Exception):
+    """Input refused; ``line`` is 1-based (0 when not tied to a line).
+
+    ``str()`` reads like iptables-restore: ``<file>: line N failed: <message>``
+    (the CLI prints ``iptables-restore: line N failed`` plus the reason).
+    """
+
+    def __init__(self, message: str, *, file: str = "<stdin>", line: int = 0, text: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.text = text
+
+    def __str__(self) -> str:
+        where = f"{self.file}: line {self.line} failed" if self.line else self.file
+        return f"{where}: {self.message}"
