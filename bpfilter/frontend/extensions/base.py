@@ -11,7 +11,7 @@ frontend finds them through ``match_extension`` / ``target_extension``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -106,33 +106,60 @@ class Extension:
         """How an option's value prints; override for typed values."""
         return str(opt.value)
 
+    def check_hooks(self, table: str, hooks: Iterable[str], family: Family = Family.IPV4) -> None:
+        """Kernel checkentry at COMMIT: table and the hooks the rule is reached from.
 
-_MATCHES: dict[str, Extension] = {}
-_TARGETS: dict[str, Extension] = {}
+        ``hooks`` are the built-in chains whose walk reaches the rule's chain
+        (empty for an unreachable user chain: the kernel checks nothing then).
+        Raise ExtensionError (kernel-log wording) to refuse. Default: accept.
+        """
+        return None
+
+
+_MATCHES: dict[str, list[Extension]] = {}
+_TARGETS: dict[str, list[Extension]] = {}
 
 
 def register(cls: type[Extension]) -> type[Extension]:
-    """Class decorator: make an extension findable by its name and aliases."""
+    """Class decorator: make an extension findable by its name and aliases.
+
+    Several classes may share a name when their ``families`` differ (e.g. an
+    IPv4 and an IPv6 flavour); lookups then pick by family.
+    """
     instance = cls()
     registry = _MATCHES if cls.kind == "match" else _TARGETS
     for n in (cls.name, *cls.aliases):
-        registry[n] = instance
+        registry.setdefault(n, []).append(instance)
     return cls
 
 
-def match_extension(name: str) -> Extension | None:
-    _load_all()
-    return _MATCHES.get(name)
+def _pick(found: list[Extension] | None, family: Family | None) -> Extension | None:
+    if not found:
+        return None
+    if family is None:
+        return found[0]
+    for ext in reversed(found):
+        if family in ext.families:
+            return ext
+    return None
 
 
-def target_extension(name: str) -> Extension | None:
+def match_extension(name: str, family: Family | None = None) -> Extension | None:
+    """The match called ``name`` (for ``family`` when given), or None."""
     _load_all()
-    return _TARGETS.get(name)
+    return _pick(_MATCHES.get(name), family)
+
+
+def target_extension(name: str, family: Family | None = None) -> Extension | None:
+    """The target called ``name`` (for ``family`` when given), or None."""
+    _load_all()
+    return _pick(_TARGETS.get(name), family)
 
 
 def all_extensions() -> list[Extension]:
     _load_all()
-    return list({id(e): e for e in (*_MATCHES.values(), *_TARGETS.values())}.values())
+    every = [e for exts in (*_MATCHES.values(), *_TARGETS.values()) for e in exts]
+    return list({id(e): e for e in every}.values())
 
 
 _loaded = False
@@ -150,5 +177,11 @@ def _load_all() -> None:
     import bpfilter.frontend.extensions as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name != "base" and not info.name.startswith("_"):
-            importlib.import_module(f"{pkg.__name__}.{info.name}")
+        if info.name not in ("base", "types") and not info.name.startswith("_"):
+            try:
+                importlib.import_module(f"{pkg.__name__}.{info.name}")
+            except Exception as exc:  # one broken module must not hide all others
+                import warnings
+
+                warnings.warn(f"extension module {info.name} failed to load: {exc!r}",
+                              stacklevel=2)
