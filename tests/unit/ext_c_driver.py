@@ -14,7 +14,7 @@ import socket
 from dataclasses import dataclass
 
 from bpfilter.frontend.extensions.base import ExtensionError, ParseContext, match_extension
-from bpfilter.ir import Family, Negatable, Option
+from bpfilter.ir import BUILTIN_CHAINS, Family, Negatable, Option
 
 _PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 135: "mobility-header"}
 
@@ -44,6 +44,10 @@ def _proto_name(num: int) -> str:
     except OSError:
         pass
     return str(num)
+
+
+class MissingExtension(LookupError):
+    """No extension registered under that name (not an input error)."""
 
 
 @dataclass
@@ -81,6 +85,9 @@ def run_rule(args: str, family: Family = Family.IPV4, table: str = "filter",
         elif t in ("-j", "-g"):
             tail = toks[i:]
             i = len(toks)
+        elif t.startswith("--") and not blocks and protocol is not None:
+            blocks.append((_proto_name(protocol.value), []))  # implicit -m PROTO
+            continue
         elif t.startswith("--") and blocks:
             blocks[-1][1].append((t[2:], [], neg))
             i += 1
@@ -97,9 +104,9 @@ def run_rule(args: str, family: Family = Family.IPV4, table: str = "filter",
     out = list(head)
     matches = []
     for name, opts in blocks:
-        ext = match_extension(name)
+        ext = match_extension(name, family)
         if ext is None:
-            raise ExtensionError(f"no extension {name}")
+            raise MissingExtension(name)
         parsed: list[Option] = []
         pending = list(opts)
         while pending:
@@ -133,6 +140,8 @@ def run_rule(args: str, family: Family = Family.IPV4, table: str = "filter",
                 raise ExtensionError(f"--{oname} given twice")
             parsed.append(Option(spec.name, value, oneg))
         final = ext.finalize(parsed, ctx)
+        hooks = [chain] if chain in BUILTIN_CHAINS.get(table, ()) else []
+        ext.check_hooks(table, hooks, family)
         matches.append((name, final))
         saved = ext.save(final, ctx)
         out += ["-m", name] + ([saved] if saved else [])
