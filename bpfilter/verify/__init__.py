@@ -1,0 +1,1 @@
+"""Tools to check bpfilter against the kernel: namespaces, packets, traffic, differential runs."""

@@ -1,0 +1,100 @@
+"""The standard three-namespace lab: sender → router (device under test) → sink.
+
+    src:s0 ──── in0:dut:out0 ──── k0:sink
+                      :out1 ──── k1:sink
+
+The router ("dut") is where a ruleset is loaded.  Its address plan makes the
+verdict observable for every generated packet:
+- destinations in LOCAL_NET (10.0.0.0/8, a ``local`` route on lo) are
+  delivered to the router itself → filter/INPUT, seen by raw sockets there;
+- destinations in the rest of 0.0.0.0/1 are routed to the sink (0/2 via
+  out0, 64/2 via out1) → filter/FORWARD, seen by taps on k0/k1;
+- sources live in SOURCE_NET (128.0.0.0/1 minus multicast/reserved), routed
+  back to the sender, so replies and ICMP errors the router makes (which quote
+  the tagged packet) never reach the sink and can not fake an arrival.
+Sender and sink have no IP address at all: they never answer or forward, and
+the router reaches them through permanent neighbour entries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from bpfilter.verify.netns import Topology
+from bpfilter.verify.packets import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
+from bpfilter.verify.traffic import Capture, Endpoint, exchange
+
+LOCAL_NET = ipaddress.IPv4Network("10.0.0.0/8")
+FORWARD_NET = ipaddress.IPv4Network("0.0.0.0/1")
+SOURCE_NET = ipaddress.IPv4Network("128.0.0.0/1")
+TRANSIT_NET = ipaddress.IPv4Network("100.64.0.0/28")
+# Addresses a generated packet must never use as source or destination.
+UNUSABLE = tuple(ipaddress.IPv4Network(n) for n in (
+    "0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3", "100.64.0.0/28"))
+
+IN_IFACES = ("in0",)
+OUT_IFACES = ("out0", "out1")
+DEFAULT_PROTOCOLS = (IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP)
+
+
+def usable_source(addr: ipaddress.IPv4Address) -> bool:
+    return addr in SOURCE_NET and not any(addr in net for net in UNUSABLE)
+
+
+def usable_destination(addr: ipaddress.IPv4Address) -> bool:
+    return addr in FORWARD_NET and not any(addr in net for net in UNUSABLE)
+
+
+def path_of(dst: str) -> str:
+    """"input" when the router delivers ``dst`` locally, else "forward"."""
+    return "input" if ipaddress.IPv4Address(dst) in LOCAL_NET else "forward"
+
+
+@dataclass
+class RouterLab:
+    """A built lab: namespace names, MACs for crafting frames, and `send`."""
+
+    topo: Topology
+    src_mac: str
+    dut_mac: str
+
+    @property
+    def dut(self) -> str:
+        return self.topo.ns("dut")
+
+    def send(self, frames: list[bytes], protocols: tuple[int, ...] = DEFAULT_PROTOCOLS,
+             **kwargs: float) -> Capture:
+        """Send frames from the sender; the Capture has endpoints "input" and "forward"."""
+        endpoints = {
+            "input": Endpoint(self.dut, protocols=tuple(sorted(set(protocols)))),
+            "forward": Endpoint(self.topo.ns("sink"), ifaces=("k0", "k1")),
+        }
+        return exchange((self.topo.ns("src"), "s0"), frames, endpoints, **kwargs)
+
+
+def build_router_lab(topo: Topology) -> RouterLab:
+    """Create the three namespaces and wire them (see the module docstring)."""
+    topo.veth("src", "s0", "dut", "in0")
+    topo.veth("dut", "out0", "sink", "k0")
+    topo.veth("dut", "out1", "sink", "k1")
+    for role in ("src", "dut", "sink"):
+        for key, value in (("net.ipv4.conf.all.rp_filter", 0),
+                           ("net.ipv4.conf.default.rp_filter", 0),
+                           ("net.ipv6.conf.all.accept_ra", 0)):
+            topo.sysctl(role, key, value)
+    for dev in ("in0", "out0", "out1"):
+        topo.sysctl("dut", f"net.ipv4.conf.{dev}.rp_filter", 0)
+        topo.sysctl("dut", f"net.ipv4.conf.{dev}.send_redirects", 0)
+    topo.sysctl("dut", "net.ipv4.ip_forward", 1)
+    topo.addr("dut", "in0", "100.64.0.1/30")
+    topo.addr("dut", "out0", "100.64.0.5/30")
+    topo.addr("dut", "out1", "100.64.0.9/30")
+    topo.neigh("dut", "100.64.0.2", topo.mac("src", "s0"), "in0")
+    topo.neigh("dut", "100.64.0.6", topo.mac("sink", "k0"), "out0")
+    topo.neigh("dut", "100.64.0.10", topo.mac("sink", "k1"), "out1")
+    topo.route("dut", "local", str(LOCAL_NET), "dev", "lo")
+    topo.route("dut", "0.0.0.0/2", "via", "100.64.0.6")
+    topo.route("dut", "64.0.0.0/2", "via", "100.64.0.10")
+    topo.route("dut", str(SOURCE_NET), "via", "100.64.0.2")
+    return RouterLab(topo, topo.mac("src", "s0"), topo.mac("dut", "in0"))
