@@ -141,7 +141,7 @@ def run(kind: str, name: str, args: str, family: Family, table: str, chain: str)
     flag = "-j" if kind == "target" else "-m"
     seg = _segment(tokens, flag, name)
     assert seg is not None, f"{flag} {name} not in {args!r}"
-    ext = (target_extension if kind == "target" else match_extension)(name)
+    ext = (target_extension if kind == "target" else match_extension)(name, family)
     assert ext is not None, name
     if family not in ext.families:
         raise ExtensionError(f"{name}: not available for this family")
