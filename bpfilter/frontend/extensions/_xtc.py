@@ -12,8 +12,9 @@ The module name starts with ``_`` so the extension loader skips it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import ClassVar
 
-from bpfilter.frontend.extensions.base import ExtensionError, ParseContext
+from bpfilter.frontend.extensions.base import Extension, ExtensionError, ParseContext
 from bpfilter.frontend.extensions.types import UINT16_MAX, NumRange, service_to_port, strtoul
 from bpfilter.ir import BUILTIN_CHAINS, Family, Option
 
@@ -171,3 +172,110 @@ def must_have(found: dict[str, Option], name: str, ext: str) -> Option:
     if opt is None:
         raise ExtensionError(f'{ext}: option "--{name}" must be specified')
     return opt
+
+
+HOOK_ORDER = (PREROUTING, INPUT, FORWARD, OUTPUT, POSTROUTING)
+
+
+class KernelPlaced(Extension):
+    """An extension the kernel restricts to some hooks and/or tables.
+
+    ``valid_hooks``: built-in chains (netfilter hooks) it may be reached from;
+    ``valid_tables``: tables it may be used in (None: no restriction).
+    ``finalize`` implementations call ``check_placement``; the parser calls
+    ``check_hooks`` at COMMIT for rules in user chains.
+    """
+
+    valid_hooks: ClassVar[frozenset[str] | None] = None
+    valid_tables: ClassVar[tuple[str, ...] | None] = None
+
+    def check_hooks(self, table: str, hooks: Iterable[str], family: Family = Family.IPV4) -> None:
+        if self.valid_tables is not None:
+            require_table_named(table, family, self.valid_tables, self.name)
+        if self.valid_hooks is not None:
+            check_hook_set(hooks, self.valid_hooks, family, self.name)
+
+    def check_placement(self, ctx: ParseContext) -> None:
+        """Table always; hooks when the rule sits in a built-in chain."""
+        if ctx.chain in BUILTIN_CHAINS.get(ctx.table, ()):
+            self.check_hooks(ctx.table, (ctx.chain,), ctx.family)
+        elif self.valid_tables is not None:
+            require_table_named(ctx.table, ctx.family, self.valid_tables, self.name)
+
+
+def check_hook_set(hooks: Iterable[str], valid: Iterable[str], family: Family, what: str) -> None:
+    """Refuse when any of ``hooks`` is not in ``valid`` (kernel's xt_check_match wording)."""
+    hs, ok = set(hooks), set(valid)
+    bad = [h for h in HOOK_ORDER if h in hs and h not in ok]
+    if bad:
+        fam = "ip6" if family is Family.IPV6 else "ip"
+        only = "/".join(h for h in HOOK_ORDER if h in ok)
+        raise ExtensionError(
+            f"{fam}_tables: {what} match: used from hooks {'/'.join(bad)}, "
+            f"but only valid from {only}"
+        )
+
+
+def require_table_named(table: str, family: Family, tables: Iterable[str], what: str) -> None:
+    allowed = tuple(tables)
+    if table not in allowed:
+        fam = "ip6" if family is Family.IPV6 else "ip"
+        raise ExtensionError(
+            f"{fam}_tables: {what} match: only valid in {'/'.join(allowed)} table, not {table}"
+        )
+
+
+def builtin_hooks(ctx: ParseContext) -> tuple[str, ...]:
+    """The rule's own hook when it sits in a built-in chain, else () (unknown here)."""
+    return (ctx.chain,) if ctx.chain in BUILTIN_CHAINS.get(ctx.table, ()) else ()
+
+
+def read_lmap(path: str) -> dict[str, int]:
+    """xtables_lmap_init: ``id name`` lines of an iproute2 table (empty when missing)."""
+    out: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split("#", 1)[0].split()
+                if len(fields) >= 2:
+                    res = strtoul(fields[0])
+                    if res is not None and res[1] == "":
+                        out.setdefault(fields[1], res[0])
+    except OSError:
+        pass
+    return out
+
+
+def lmap_name(path: str, value: int) -> str | None:
+    """xtables_lmap_id2name: the first name for ``value``."""
+    for name, v in read_lmap(path).items():
+        if v == value:
+            return name
+    return None
+
+
+def parse_val_mask_lmap(text: str, path: str, what: str) -> tuple[int, int]:
+    """xtables_parse_val_mask with a name table: ``value[/mask]`` or a name (mask all ones)."""
+    res = strtoul(text)
+    if res is not None:
+        value, rest = res
+        mask = 0xFFFFFFFF
+        if rest.startswith("/"):
+            m = strtoul(rest[1:])
+            if m is None or m[1] != "" or m[0] > 0xFFFFFFFF:
+                raise ExtensionError(f"Bad {what} value \"{text}\"")
+            mask = m[0]
+            rest = ""
+        if rest == "" and value <= 0xFFFFFFFF:
+            return value, mask
+    name = read_lmap(path).get(text)
+    if name is None:
+        raise ExtensionError(f"{what} '{text}' not found")
+    return name, 0xFFFFFFFF
+
+
+def format_val_mask_lmap(value: int, mask: int, path: str) -> str:
+    """print_realm / print_devgroup: ``0xV/0xM``, or a name / ``0xV`` when the mask is full."""
+    if mask != 0xFFFFFFFF:
+        return f"0x{value:x}/0x{mask:x}"
+    return lmap_name(path, value) or f"0x{value:x}"

@@ -1,0 +1,51 @@
+"""``-m nfacct --nfacct-name NAME`` (xt_nfacct): count into an extended accounting object.
+
+Value: ``nfacct-name`` is a str (at most 31 characters, no newline). It always
+matches; the object must exist in the kernel when the rule is committed
+(``nfacct add NAME``), which only the kernel can check.
+1.8.9 prints it with two spaces: ``--nfacct-name  NAME``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bpfilter.frontend.extensions._xtc import by_name, must_have, save_string
+from bpfilter.frontend.extensions.base import (
+    Extension,
+    ExtensionError,
+    OptionSpec,
+    ParseContext,
+    register,
+)
+from bpfilter.ir import Option
+
+NFACCT_NAME_MAX = 32
+
+
+def _name(args: Sequence[str], ctx: ParseContext) -> str:
+    s = args[0]
+    if len(s.encode()) >= NFACCT_NAME_MAX:
+        raise ExtensionError(
+            f'nfacct: option "--nfacct-name" must be no longer than {NFACCT_NAME_MAX - 1} '
+            "characters"
+        )
+    if "\n" in s:
+        raise ExtensionError("Newlines not allowed in --nfacct-name")
+    return s
+
+
+@register
+class NfacctMatch(Extension):
+    """Accounting object match (always true; counts as a side effect)."""
+
+    name = "nfacct"
+    kind = "match"
+    options = (OptionSpec("nfacct-name", _name),)
+
+    def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
+        must_have(by_name(options), "nfacct-name", "nfacct")
+        return super().finalize(options, ctx)
+
+    def save(self, options: Sequence[Option], ctx: ParseContext) -> str:
+        return " ".join(f"--nfacct-name  {save_string(o.value)}" for o in options)
