@@ -22,9 +22,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
-from bpfilter.frontend.extensions.base import Extension, ExtensionError, ParseContext
+from bpfilter.frontend.extensions.base import Extension, ExtensionError, OptionSpec, ParseContext
 from bpfilter.ir import BUILTIN_CHAINS, Family, IPAddress, Option
 
 PREROUTING = "PREROUTING"
@@ -39,6 +40,18 @@ IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 IPPROTO_DCCP = 33
 IPPROTO_SCTP = 132
+
+
+@dataclass(frozen=True)
+class OptionalArgSpec(OptionSpec):
+    """An option whose argument is optional (libxt_rateest's ``--rateest-bps [rate]``).
+
+    The parser passes the next word as the argument unless there is none or
+    it starts with ``-`` or ``!`` (exactly libxt_rateest's test); ``parse``
+    then gets an empty argument list.
+    """
+
+    optional_arg: bool = True
 
 
 def family_prefix(family: Family) -> str:
@@ -226,33 +239,81 @@ def mask_to_cidr(mask: IPAddress) -> int | None:
 def prefix_mask(plen: int, family: Family) -> IPAddress:
     bits = family.bits
     m = ((1 << bits) - 1) ^ ((1 << (bits - plen)) - 1)
-    return ipaddress.ip_address(m) if family is Family.IPV4 else ipaddress.IPv6Address(m)
+    return ipaddress.IPv4Address(m) if family is Family.IPV4 else ipaddress.IPv6Address(m)
+
+
+def getportbyname(name: str) -> int | None:
+    """xtables_getportbyname (XTTYPE_PORT): decimal (16-bit truncated) or a service name."""
+    digits = name.lstrip(" \t\n\v\f\r")
+    if digits.isdigit() and digits.isascii():
+        return int(digits) & 0xFFFF
+    from bpfilter.frontend.extensions.types import service_to_port
+
+    return service_to_port(name, None) if name else None
+
+
+def inet_aton(text: str) -> ipaddress.IPv4Address | None:
+    """inet_aton(3) as getaddrinfo(AI_NUMERICHOST) uses it: ``a``, ``a.b``, ``a.b.c``, ``a.b.c.d``.
+
+    Each part is decimal, 0-octal or 0x-hex; the last part fills the remaining bytes.
+    """
+    parts = text.split(".")
+    if not text or len(parts) > 4:
+        return None
+    nums: list[int] = []
+    for part in parts:
+        if re.fullmatch(r"0[xX][0-9a-fA-F]*", part):
+            nums.append(int(part[2:] or "0", 16))
+        elif re.fullmatch(r"0[0-7]*", part):
+            nums.append(int(part, 8))
+        elif re.fullmatch(r"[1-9][0-9]*", part):
+            nums.append(int(part))
+        else:
+            return None
+    value = 0
+    for i, n in enumerate(nums[:-1]):
+        if n > 0xFF:
+            return None
+        value |= n << (24 - 8 * i)
+    last_bits = 32 - 8 * (len(nums) - 1)
+    if nums[-1] >= 1 << last_bits:
+        return None
+    return ipaddress.IPv4Address(value | nums[-1])
+
+
+def parse_host(text: str, family: Family) -> IPAddress | None:
+    """XTTYPE_HOST without DNS: a numeric address as getaddrinfo(3) reads it."""
+    if family is Family.IPV4:
+        return inet_aton(text)
+    return inet_pton(text, family)
 
 
 def parse_hostmask(text: str, family: Family, ext: str, opt: str) -> tuple[IPAddress, IPAddress]:
-    """XTTYPE_HOSTMASK: ``addr[/plen|/mask]`` → (address as given, mask).
+    """XTTYPE_HOSTMASK as 1.8.9 has it: ``addr[/plen|/mask]`` → (address as given, mask).
 
-    Host names are not resolved (a firewall file must not depend on DNS).
+    A prefix length is a C number (``0x18``, ``033``); a mask that is not
+    contiguous becomes the full mask (1.8.9 quirk). Host names are not
+    resolved (a firewall file must not depend on DNS).
     """
+    from bpfilter.frontend.extensions.types import try_number
+
     host, sep, plen = text.partition("/")
-    addr = inet_pton(host, family)
+    addr = parse_host(host, family)
     if addr is None:
-        raise ExtensionError(f'{ext}: host/network "{host}" not found')
+        raise ExtensionError(f"getaddrinfo: Name or service not known ({host})")
     if not sep:
         return addr, prefix_mask(family.bits, family)
-    try:
-        n = int(plen, 10) if plen.isdigit() else -1
-    except ValueError:
-        n = -1
-    if 0 <= n <= family.bits:
+    n = try_number(plen, 0, family.bits)
+    if n is not None:
         return addr, prefix_mask(n, family)
-    mask = inet_pton(plen, family)
+    mask = parse_host(plen, family)
     if mask is None:
         raise ExtensionError(
             f'{ext}: bad value for option "--{opt}", neither a valid network mask '
             f"nor valid CIDR (0-{family.bits})."
         )
-    return addr, mask
+    cidr = mask_to_cidr(mask)
+    return addr, prefix_mask(family.bits if cidr is None else cidr, family)
 
 
 # --- numbers ---------------------------------------------------------------------
