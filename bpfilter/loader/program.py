@@ -7,7 +7,41 @@ Map references in the instructions use BPF_PSEUDO_MAP_IDX: ``ld_imm64`` with src
 and imm = index into ``ProgramSpec.maps``; at load the kernel reads the fd from
 ``fd_array[index]`` (kernel >= 5.14), so the instructions never need patching with fds.
 
-NOTES (verified on this machine, kernel 6.18) — see the module ``NETFILTER_NOTES`` below.
+NOTES — netfilter programs (BPF_PROG_TYPE_NETFILTER), verified on kernel 6.18 by
+tests/kernel/test_loader_hooks.py:
+
+* Load with ``expected_attach_type=BPF_NETFILTER``. The return value must be provably
+  0 (NF_DROP) or 1 (NF_ACCEPT), else the verifier rejects ("should have been in [0, 1]").
+* ctx is ``struct bpf_nf_ctx { const struct nf_hook_state *state; struct sk_buff *skb; }``
+  (state at 0, skb at 8). ``ctx->skb`` loads as a trusted ``struct sk_buff *``: its
+  scalar fields (``len``, ``protocol``, ``mark``, ``network_header``…) can be read with
+  plain loads at offsets from vmlinux BTF (btf.struct_member_offset). Pointer members
+  (``head``, ``data``) must be loaded as whole 64-bit values: a split 32-bit load is
+  refused ("cannot access ptr member head ... size 4") — toolchain.py puts the data
+  layout in the IR before parsing so i64 loads are 8-byte aligned and never split.
+* Packet bytes: **skb->data points at the L3 (IP/IPv6) header** at every hook, so the IP
+  header is at offset 0 of all three methods below, which all work in nf programs:
+    1. kfunc ``bpf_dynptr_from_skb(skb, 0, &dynptr)`` (``struct bpf_dynptr`` = 16-byte,
+       8-aligned stack slot) then helper 201 ``bpf_dynptr_read(dst, len, &dynptr, off, 0)``
+       — copies, handles non-linear skbs; returns 0 or -errno (e.g. past the end).
+    2. kfunc ``bpf_dynptr_slice(&dynptr, off, buf, const len)`` → pointer to ``len``
+       bytes (in the packet or copied to ``buf``) or NULL; cheapest for headers.
+    3. helper 113 ``bpf_probe_read_kernel(dst, len, skb->data + off)`` (linear part
+       only; needs CAP_PERFMON, which root has).
+  Recommended: 1 or 2 (dynptr), which also copes with paged data. Declare kfuncs as
+  external functions in the IR (see toolchain.py).
+* Conntrack in nf programs: ``skb->_nfct`` (BTF offset) holds ``struct nf_conn * | ctinfo``
+  (low 3 bits = enum ip_conntrack_info); read nf_conn fields with probe_read_kernel.
+* BPF_PROG_TEST_RUN for nf: ``ctx_in`` is a ``struct nf_hook_state`` with only ``hook``
+  (u8 at 0) and ``pf`` (u8 at 1) set — see :func:`nf_test_ctx`. Without ctx_in the kernel
+  uses NF_INET_LOCAL_OUT/IPv4. For LOCAL_OUT ``data`` is the bare IP packet; for every
+  other hook ``data`` must start with an Ethernet header whose ethertype matches ``pf``
+  (the kernel runs eth_type_trans on it and the program sees the skb from the IP header
+  on; skb->len excludes the 14 bytes). Mismatch → EINVAL; unknown ethertype → EPROTO.
+  ``data_out`` is not returned for nf programs. In test_run, skb->network_header is only
+  set for hooks other than LOCAL_OUT — use skb->data (above), not network_header.
+* LLVM's BPF backend cannot do dynamic stack allocation: every ``alloca`` must be in the
+  entry block.
 """
 
 from __future__ import annotations
@@ -19,7 +53,13 @@ from dataclasses import dataclass
 from . import syscall as sc
 from .maps import Map, MapSpec
 
-NETFILTER_NOTES = """(filled in below)"""
+NF_HOOK_STATE_SIZE = 48  # sizeof(struct nf_hook_state) on 64-bit (btf.type_size checks it)
+
+
+def nf_test_ctx(hook: int, pf: int = sc.NFPROTO_IPV4) -> bytes:
+    """``ctx_in`` for test-running a netfilter program as if at ``hook`` (NF_INET_*) for
+    family ``pf`` (NFPROTO_IPV4/IPV6): a zeroed ``struct nf_hook_state`` with hook and pf."""
+    return bytes([hook, pf]) + bytes(NF_HOOK_STATE_SIZE - 2)
 
 
 @dataclass(frozen=True)
@@ -109,7 +149,7 @@ class Program:
 
     def test_run(self, data: bytes, repeat: int = 1, ctx_in: bytes | None = None,
                  ctx_size_out: int = 0) -> TestRunResult:
-        """Run on ``data`` via BPF_PROG_TEST_RUN (see NETFILTER_NOTES for nf ctx_in)."""
+        """Run on ``data`` via BPF_PROG_TEST_RUN (nf programs: see NOTES, nf_test_ctx)."""
         out = sc.prog_test_run(self.fd, data, ctx_in=ctx_in, ctx_size_out=ctx_size_out,
                                repeat=repeat)
         return TestRunResult(out.retval, out.duration_ns, out.data_out, out.ctx_out)

@@ -79,8 +79,18 @@ def _target_machine(cpu: str, opt: int) -> llvm.TargetMachine:
     return target.create_target_machine(cpu=cpu, opt=opt, reloc="static", codemodel="default")
 
 
+def _with_target(text: str, layout: str) -> str:
+    """Put the BPF triple and data layout in the text *before* parsing: the parser fixes the
+    alignment of every ``load``/``store`` without ``align`` from the layout it sees, and
+    LLVM's default layout gives i64 only 4-byte alignment — the BPF backend then splits
+    such accesses into two 32-bit ones, which the verifier refuses on kernel pointers."""
+    lines = [ln for ln in text.splitlines()
+             if not ln.startswith(("target datalayout", "target triple"))]
+    return f'target datalayout = "{layout}"\ntarget triple = "{TRIPLE}"\n' + "\n".join(lines)
+
+
 def _parse(module: ir.Module | str, tm: llvm.TargetMachine) -> llvm.ModuleRef:
-    text = str(module)
+    text = _with_target(str(module), str(tm.target_data))
     mod = llvm.parse_assembly(text)
     mod.triple = TRIPLE
     mod.data_layout = str(tm.target_data)
