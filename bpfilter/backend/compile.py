@@ -1,0 +1,50 @@
+"""compile_table: IR table → BPF programs (plan → emit → LLVM → ELF → ProgramSpec)."""
+
+from __future__ import annotations
+
+from bpfilter.backend.emit import COUNTERS_MAP, ProgramEmitter
+from bpfilter.backend.flavors import FLAVORS, IFNAMES_MAP
+from bpfilter.backend.model import CompiledProgram, FlavorName, UnsupportedRule
+from bpfilter.backend.packet import IFNAMSIZ
+from bpfilter.backend.plan import check_and_needs, plan_table
+from bpfilter.ir import Family, Table
+from bpfilter.loader import syscall as sc
+from bpfilter.loader.elf import program_spec_from_elf
+from bpfilter.loader.maps import MapSpec
+from bpfilter.loader.toolchain import compile_ir
+
+COUNTER_VALUE_SIZE = 16  # struct { u64 packets; u64 bytes; }
+IFNAMES_MAX = 4096
+
+
+def counters_spec(n_slots: int) -> MapSpec:
+    return MapSpec(COUNTERS_MAP, sc.BPF_MAP_TYPE_PERCPU_ARRAY, 4, COUNTER_VALUE_SIZE,
+                   max(n_slots, 1))
+
+
+def ifnames_spec() -> MapSpec:
+    return MapSpec(IFNAMES_MAP, sc.BPF_MAP_TYPE_HASH, 4, IFNAMSIZ, IFNAMES_MAX)
+
+
+def compile_table(table: Table, family: Family, flavor: FlavorName
+                  ) -> tuple[CompiledProgram, ...]:
+    """Compile the filter table for `flavor`; raises UnsupportedRule when a reachable
+    rule cannot be compiled (ask `unsupported_reason` per rule first)."""
+    if table.name != "filter":
+        raise UnsupportedRule(f"table {table.name!r}: only the filter table is compiled")
+    if family != Family.IPV4:
+        raise UnsupportedRule("IPv6 tables are not compiled to BPF yet")
+    fl = FLAVORS[flavor]
+    plan = plan_table(table, family)
+    out: list[CompiledProgram] = []
+    for prog_name, hook, chains in fl.programs():
+        needs = check_and_needs(table, family, chains)
+        module = ProgramEmitter(plan, fl, needs).build(prog_name, chains)
+        text = str(module)
+        maps = [counters_spec(len(plan.slots))]
+        if IFNAMES_MAP in fl.maps(needs):
+            maps.append(ifnames_spec())
+        spec = program_spec_from_elf(compile_ir(text), fl.section, prog_name, fl.prog_type,
+                                     fl.expected_attach_type, maps)
+        out.append(CompiledProgram(prog_name, flavor, hook, chains, spec, plan.slots, text))
+    return tuple(out)

@@ -1,0 +1,116 @@
+"""Emit: the chain walk as LLVM IR, with user chains inlined at each call site.
+
+Why inlining: iptables forbids loops, so every walk is a finite tree; inlined chains
+let LLVM optimise across rules and keep the verifier's job trivial (no subprogram
+calls with stack pointers). `-j X` continues after the rule when X returns; `-g X`
+continues where the *calling* chain would return (RETURN in a goto'd chain returns
+past the caller), and RETURN or the end of a built-in chain applies its policy.
+Cost: a user chain called from k places is emitted k times (typical rulesets call
+each chain from one or two places; a later pass can switch to subprograms).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from bpfilter.backend.flavors import Flavor, Needs
+from bpfilter.backend.gen import I32, I64, PTR, BPF_FUNC_map_lookup_elem, Gen
+from bpfilter.backend.matchers import RuleCtx, matcher
+from bpfilter.backend.matchers.generic import emit_generic
+from bpfilter.backend.packet import Packet
+from bpfilter.backend.plan import TablePlan
+from bpfilter.ir import STANDARD_VERDICTS
+
+COUNTERS_MAP = "counters"
+
+
+class ProgramEmitter:
+    """Builds the LLVM module of one program."""
+
+    def __init__(self, plan: TablePlan, flavor: Flavor, needs: Needs) -> None:
+        self.plan = plan
+        self.flavor = flavor
+        self.needs = needs
+
+    def build(self, prog_name: str, chains: tuple[str, ...]) -> ir.Module:
+        module = ir.Module(name=prog_name)
+        module.triple = "bpfel"
+        func = ir.Function(module, ir.FunctionType(I32, [PTR]), prog_name)
+        func.section = self.flavor.section
+        func.attributes.add("nounwind")
+        g = self.g = Gen(module, func)
+        self.key = g.stack(8, "slot", zero=False)
+        cur = g.b.block
+        self.accept = self._ret_block("accept", self.flavor.accept)
+        self.drop = self._ret_block("drop", self.flavor.drop)
+        self.hotdrop = self._ret_block("hotdrop", self.flavor.drop)
+        self.pass_ = self._ret_block("pass", self.flavor.accept)
+        g.at(cur)
+        self.flavor.emit_prologue(g, self.needs, chains, self._emit_builtin, self.pass_)
+        return module
+
+    def _ret_block(self, name: str, value: int) -> ir.Block:
+        blk = self.g.block(name)
+        self.g.at(blk)
+        self.g.b.ret(I32(value))
+        return blk
+
+    # --- chains --------------------------------------------------------------------
+    def _emit_builtin(self, name: str, pkt: Packet) -> None:
+        g = self.g
+        chain = self.plan.table.chain(name)
+        start = g.b.block
+        policy_blk = g.block(f"{name}.policy")
+        g.at(policy_blk)
+        policy = chain.policy if chain is not None else "ACCEPT"
+        if chain is not None:
+            self._count(self.plan.slot(name, None), pkt)
+        g.b.branch(self.accept if policy == "ACCEPT" else self.drop)
+        g.at(start)
+        if chain is None:
+            g.b.branch(policy_blk)
+            return
+        self._emit_chain(name, pkt, policy_blk, (name,))
+
+    def _emit_chain(self, name: str, pkt: Packet, ret: ir.Block, stack: tuple[str, ...]) -> None:
+        g = self.g
+        chain = self.plan.table.chain(name)
+        assert chain is not None
+        for i, rule in enumerate(chain.rules, 1):
+            nxt = g.block(f"{name}.{i + 1}")
+            rc = RuleCtx(g, pkt, rule, fail=nxt, hotdrop=self.hotdrop)
+            emit_generic(rc, rule)
+            for m in rule.matches:
+                mc = matcher(m.module)
+                assert mc is not None
+                mc.emit(rc, m)
+            self._count(self.plan.slot(name, i), pkt)
+            t = rule.target
+            if t is None:
+                g.b.branch(nxt)
+            elif t.name == "ACCEPT":
+                g.b.branch(self.accept)
+            elif t.name == "DROP":
+                g.b.branch(self.drop)
+            elif t.name == "RETURN":
+                g.b.branch(ret)
+            else:
+                assert t.name not in STANDARD_VERDICTS and t.name not in stack
+                self._emit_chain(t.name, pkt, ret if t.goto else nxt, (*stack, t.name))
+            g.at(nxt)
+        g.b.branch(ret)
+
+    def _count(self, slot: int, pkt: Packet) -> None:
+        """counters[slot] += {1 packet, tot_len bytes} (per-CPU: no atomics)."""
+        g, b = self.g, self.g.b
+        b.store(I32(slot), self.key, align=4)
+        val = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(COUNTERS_MAP), self.key])
+        done, hit = g.block("counted"), g.block("count")
+        b.cbranch(b.icmp_unsigned("==", val, ir.Constant(PTR, None)), done, hit)
+        g.at(hit)
+        pk = g.ptr(val, 0)
+        b.store(b.add(b.load(pk, typ=I64, align=8), I64(1)), pk, align=8)
+        by = g.ptr(val, 8)
+        b.store(b.add(b.load(by, typ=I64, align=8), b.zext(pkt.tot_len, I64)), by, align=8)
+        b.branch(done)
+        g.at(done)

@@ -1,0 +1,352 @@
+"""Per-hook differences, one class per flavor: context layout, how packet bytes are
+read, verdict numbers, and which built-in chains a program implements.
+
+Everything else (the chain walk, the matchers) is shared: each flavor's prologue copies
+the IPv4 header and the first L4 bytes into stack buffers and hands a `Packet` to the
+chain emitter.
+
+Ingress flavors (xdp, tc) run before routing, so they classify each packet the way
+ip_route_input() will, with bpf_fib_lookup (see `IngressFlavor.emit_prologue`), and run
+INPUT or FORWARD accordingly; packets whose class they cannot prove are passed on
+untouched ("pass"). nf programs run at the chain's own netfilter hook: exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from bpfilter.backend.gen import (
+    I8,
+    I16,
+    I32,
+    I64,
+    PTR,
+    BPF_FUNC_dynptr_read,
+    BPF_FUNC_fib_lookup,
+    BPF_FUNC_map_lookup_elem,
+    BPF_FUNC_skb_load_bytes,
+    BPF_FUNC_xdp_get_buff_len,
+    BPF_FUNC_xdp_load_bytes,
+    Gen,
+)
+from bpfilter.backend.packet import IFNAMSIZ, L4_MAX, Packet
+from bpfilter.loader import syscall as sc
+
+ETH_HLEN = 14
+ETH_P_IP = 0x0800
+IPHDR = 20
+AF_INET = 2
+
+# bpf_fib_lookup() return codes and flags (UAPI).
+BPF_FIB_LKUP_RET_SUCCESS = 0
+BPF_FIB_LKUP_RET_NOT_FWDED = 4
+BPF_FIB_LKUP_RET_FWD_DISABLED = 5
+BPF_FIB_LOOKUP_SKIP_NEIGH = 1 << 2
+FIB_PARAMS_SIZE = 64
+
+IFNAMES_MAP = "ifnames"  # xdp/tc: ifindex (u32) → interface name (char[16])
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the rules of one program read, so the prologue loads only that."""
+
+    l4_bytes: int = 0
+    in_name: bool = False
+    out_name: bool = False
+
+
+# (chain name, packet) → emits the whole chain from the current block.
+ChainEmitter = Callable[[str, Packet], None]
+
+
+class Flavor:
+    """Base: shared IPv4 header parsing; subclasses provide ctx access."""
+
+    name: str
+    section: str
+    prog_type: int
+    expected_attach_type: int = 0
+    accept: int
+    drop: int
+
+    def programs(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(program name, hook, built-in chains) of the filter table's programs."""
+        raise NotImplementedError
+
+    def maps(self, needs: Needs) -> tuple[str, ...]:
+        """Names of the maps (besides "counters") the program references."""
+        return ()
+
+    def emit_prologue(self, g: Gen, needs: Needs, chains: tuple[str, ...],
+                      emit_chain: ChainEmitter, pass_blk: ir.Block) -> None:
+        raise NotImplementedError
+
+    # --- shared IPv4 parsing -------------------------------------------------------
+    def parse_ipv4(self, g: Gen, ip: ir.Value, avail: ir.Value | None, needs: Needs,
+                   load_l4: Callable[[ir.Value, ir.Value, ir.Value], ir.Value],
+                   pass_blk: ir.Block) -> Packet:
+        """Validate the header as ip_rcv_core() does (else pass: the kernel drops it
+        before any chain) and load the L4 bytes the rules need.
+
+        `avail`: bytes from the IP header to the end of the frame (None: the kernel
+        already trimmed the skb to tot_len). `load_l4(offset, buf, len)` → 0 on success.
+        """
+        b = g.b
+        vihl = g.u8(ip, 0)
+        g.require(b.icmp_unsigned("==", b.lshr(vihl, I32(4)), I32(4)), pass_blk, "v4")
+        hl = b.shl(b.and_(vihl, I32(15)), I32(2))
+        g.require(b.icmp_unsigned(">=", hl, I32(IPHDR)), pass_blk, "ihl")
+        tot = g.be16(ip, 2)
+        g.require(b.icmp_unsigned(">=", tot, hl), pass_blk, "totlen")
+        if avail is not None:
+            g.require(b.icmp_unsigned("<=", tot, avail), pass_blk, "inframe")
+        l4_len = b.sub(tot, hl)
+        fragoff = b.and_(g.be16(ip, 6), I32(0x1FFF))
+        proto = g.u8(ip, 9)
+        l4 = g.stack(L4_MAX + 4, "l4")
+        if needs.l4_bytes:
+            done = g.block("l4done")
+            load = g.block("l4load")
+            first = b.icmp_unsigned("==", fragoff, I32(0))
+            b.cbranch(b.and_(first, b.icmp_unsigned("!=", l4_len, I32(0))), load, done)
+            g.at(load)
+            n = b.select(b.icmp_unsigned("<", l4_len, I32(needs.l4_bytes)), l4_len,
+                         I32(needs.l4_bytes))
+            rc = load_l4(b.zext(hl, I64), l4, b.zext(n, I64))
+            g.require(b.icmp_signed("==", rc, ir.Constant(rc.type, 0)), pass_blk, "l4ok")
+            b.branch(done)
+            g.at(done)
+        return Packet(ip=ip, l4=l4, tot_len=tot, l4_len=l4_len, proto=proto, fragoff=fragoff)
+
+
+class IngressFlavor(Flavor):
+    """xdp and tc ingress: one program per interface for INPUT and FORWARD.
+
+    Classification, mirroring ip_route_input_slow() as far as a lookup can:
+    * destination multicast (224/4) → pass (multicast routing is not modelled);
+    * destination 255.255.255.255 → INPUT (the kernel delivers limited broadcast
+      locally before any route lookup);
+    * otherwise bpf_fib_lookup(ingress ifindex, SKIP_NEIGH):
+      - SUCCESS → forwarded unicast → FORWARD, with the FIB's egress ifindex as
+        `-o`; but TTL <= 1, IP options, an L2 non-unicast frame (and on tc a
+        pkt_type other than PACKET_HOST) → pass, since ip_forward() handles those
+        before the FORWARD hook;
+      - NOT_FWDED (local or broadcast route; also "no route") → INPUT;
+      - FWD_DISABLED (forwarding off on the ingress device: the helper checks this
+        before the lookup, so it cannot tell local from not) → INPUT: the kernel
+        delivers local packets to INPUT and drops every other one without any
+        chain, so the fate is the same; only INPUT counters may also count
+        unroutable packets the kernel would drop anyway;
+      - anything else (blackhole, unreachable, prohibit, frag needed, lwt) → pass.
+    Interface names: names are the truth in iptables but the hook only knows an
+    ifindex, so the program reads names from the hash map "ifnames" (u32 ifindex →
+    char[16]) the loader fills for the namespace; a missing entry → pass.
+    """
+
+    def programs(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        return [("filter_ingress", "ingress", ("INPUT", "FORWARD"))]
+
+    def maps(self, needs: Needs) -> tuple[str, ...]:
+        return (IFNAMES_MAP,) if needs.in_name or needs.out_name else ()
+
+    # subclass hooks
+    def load_bytes(self, g: Gen, ctx: ir.Value, off: ir.Value, buf: ir.Value,
+                   n: ir.Value) -> ir.Value:
+        raise NotImplementedError
+
+    def frame_len(self, g: Gen, ctx: ir.Value) -> ir.Value:
+        raise NotImplementedError
+
+    def ifindex(self, g: Gen, ctx: ir.Value) -> ir.Value:
+        raise NotImplementedError
+
+    def host_checks(self, g: Gen, ctx: ir.Value, pass_blk: ir.Block) -> ir.Value | None:
+        """Flavor-specific early passes; returns an i1 "frame was sent to this host
+        as L2 unicast" if known, else None (then the Ethernet destination decides)."""
+        return None
+
+    def emit_prologue(self, g: Gen, needs: Needs, chains: tuple[str, ...],
+                      emit_chain: ChainEmitter, pass_blk: ir.Block) -> None:
+        b = g.b
+        ctx = g.func.args[0]
+        host_unicast = self.host_checks(g, ctx, pass_blk)
+        # The frame goes 2 bytes into the buffer so the IP header is 8-aligned on the
+        # stack (the verifier refuses misaligned stack loads).
+        buf = g.stack(2 + ETH_HLEN + IPHDR, "hdr")
+        eth = g.ptr(buf, 2)
+        rc = self.load_bytes(g, ctx, I64(0), eth, I64(ETH_HLEN + IPHDR))
+        g.require(b.icmp_signed("==", rc, ir.Constant(rc.type, 0)), pass_blk, "hdr")
+        g.require(b.icmp_unsigned("==", g.be16(eth, 12), I32(ETH_P_IP)), pass_blk, "ipv4")
+        if host_unicast is None:
+            host_unicast = b.icmp_unsigned("==", b.and_(g.u8(eth, 0), I32(1)), I32(0))
+        ip = g.ptr(buf, 2 + ETH_HLEN)
+        avail = b.sub(self.frame_len(g, ctx), I32(ETH_HLEN))
+
+        def load_l4(off: ir.Value, buf: ir.Value, n: ir.Value) -> ir.Value:
+            return self.load_bytes(g, ctx, b.add(off, I64(ETH_HLEN)), buf, n)
+
+        pkt = self.parse_ipv4(g, ip, avail, needs, load_l4, pass_blk)
+        ifindex = self.ifindex(g, ctx)
+        in_name = self._ifname(g, ifindex, pass_blk) if needs.in_name else None
+        zero_name = g.stack(IFNAMSIZ, "noname") if needs.out_name else None
+
+        input_blk, forward_blk, fib_blk = g.block("input"), g.block("forward"), g.block("fib")
+        daddr = g.raw32(ip, 16)
+        first = g.u8(ip, 16)
+        g.require(b.icmp_unsigned("!=", b.and_(first, I32(0xF0)), I32(0xE0)), pass_blk, "mc")
+        b.cbranch(b.icmp_unsigned("==", daddr, I32(0xFFFFFFFF)), input_blk, fib_blk)
+
+        g.at(fib_blk)
+        fib = g.stack(FIB_PARAMS_SIZE, "fib")
+        b.store(I8(AF_INET), g.ptr(fib, 0))
+        b.store(b.trunc(pkt.proto, I8), g.ptr(fib, 1))
+        b.store(b.trunc(pkt.tot_len, I16), g.ptr(fib, 6), align=2)
+        b.store(ifindex, g.ptr(fib, 8), align=4)
+        b.store(g.load(ip, 1, I8), g.ptr(fib, 12))
+        b.store(g.raw32(ip, 12), g.ptr(fib, 16), align=4)
+        b.store(daddr, g.ptr(fib, 32), align=4)
+        ret = g.helper(BPF_FUNC_fib_lookup, I64,
+                       [ctx, fib, I64(FIB_PARAMS_SIZE), I64(BPF_FIB_LOOKUP_SKIP_NEIGH)])
+        sw = b.switch(ret, pass_blk)
+        sw.add_case(I64(BPF_FIB_LKUP_RET_SUCCESS), forward_blk)
+        sw.add_case(I64(BPF_FIB_LKUP_RET_NOT_FWDED), input_blk)
+        sw.add_case(I64(BPF_FIB_LKUP_RET_FWD_DISABLED), input_blk)
+
+        if "INPUT" in chains:
+            g.at(input_blk)
+            emit_chain("INPUT", _with_names(pkt, in_name, zero_name))
+        else:
+            g.at(input_blk)
+            b.branch(pass_blk)
+        g.at(forward_blk)
+        if "FORWARD" in chains:
+            g.require(host_unicast, pass_blk, "l2host")
+            g.require(b.icmp_unsigned(">", g.u8(ip, 8), I32(1)), pass_blk, "ttl")
+            g.require(b.icmp_unsigned("==", g.u8(ip, 0), I32(0x45)), pass_blk, "noopts")
+            out_name = None
+            if needs.out_name:
+                out_name = self._ifname(g, g.load(fib, 8, I32, align=4), pass_blk)
+            emit_chain("FORWARD", _with_names(pkt, in_name, out_name))
+        else:
+            b.branch(pass_blk)
+
+    def _ifname(self, g: Gen, ifindex: ir.Value, pass_blk: ir.Block) -> ir.Value:
+        key = g.stack(4, "ifkey", zero=False)
+        g.b.store(ifindex, key, align=4)
+        name = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(IFNAMES_MAP), key])
+        g.require(g.b.icmp_unsigned("!=", name, ir.Constant(PTR, None)), pass_blk, "ifname")
+        return name
+
+
+def _with_names(pkt: Packet, in_name: ir.Value | None, out_name: ir.Value | None) -> Packet:
+    from dataclasses import replace
+
+    return replace(pkt, in_name=in_name, out_name=out_name)
+
+
+class XdpFlavor(IngressFlavor):
+    """XDP: ctx struct xdp_md; bytes via bpf_xdp_load_bytes (works on multi-buffer
+    frames too); length via bpf_xdp_get_buff_len."""
+
+    name = "xdp"
+    section = "xdp"
+    prog_type = sc.BPF_PROG_TYPE_XDP
+    accept, drop = 2, 1  # XDP_PASS, XDP_DROP
+
+    def load_bytes(self, g: Gen, ctx: ir.Value, off: ir.Value, buf: ir.Value,
+                   n: ir.Value) -> ir.Value:
+        return g.helper(BPF_FUNC_xdp_load_bytes, I64, [ctx, off, buf, n])
+
+    def frame_len(self, g: Gen, ctx: ir.Value) -> ir.Value:
+        return g.b.trunc(g.helper(BPF_FUNC_xdp_get_buff_len, I64, [ctx]), I32)
+
+    def ifindex(self, g: Gen, ctx: ir.Value) -> ir.Value:
+        return g.load(ctx, 12, I32, align=4)  # xdp_md.ingress_ifindex
+
+
+class TcFlavor(IngressFlavor):
+    """TC ingress (TCX or cls_bpf direct-action): ctx struct __sk_buff; bytes via
+    bpf_skb_load_bytes. Frames with an offloaded VLAN tag belong to the VLAN
+    device, not this one → pass; PACKET_OTHERHOST frames are dropped by ip_rcv → pass."""
+
+    name = "tc"
+    section = "tc"
+    prog_type = sc.BPF_PROG_TYPE_SCHED_CLS
+    accept, drop = 0, 2  # TC_ACT_OK, TC_ACT_SHOT
+
+    def load_bytes(self, g: Gen, ctx: ir.Value, off: ir.Value, buf: ir.Value,
+                   n: ir.Value) -> ir.Value:
+        return g.helper(BPF_FUNC_skb_load_bytes, I64, [ctx, off, buf, n])
+
+    def frame_len(self, g: Gen, ctx: ir.Value) -> ir.Value:
+        return g.load(ctx, 0, I32, align=4)  # __sk_buff.len
+
+    def ifindex(self, g: Gen, ctx: ir.Value) -> ir.Value:
+        return g.load(ctx, 40, I32, align=4)  # __sk_buff.ifindex
+
+    def host_checks(self, g: Gen, ctx: ir.Value, pass_blk: ir.Block) -> ir.Value | None:
+        b = g.b
+        g.require(b.icmp_unsigned("==", g.load(ctx, 20, I32, align=4), I32(0)), pass_blk,
+                  "novlan")  # __sk_buff.vlan_present
+        pkt_type = g.load(ctx, 4, I32, align=4)  # __sk_buff.pkt_type
+        g.require(b.icmp_unsigned("!=", pkt_type, I32(3)), pass_blk, "nototherhost")
+        return b.icmp_unsigned("==", pkt_type, I32(0))  # PACKET_HOST
+
+
+class NfFlavor(Flavor):
+    """BPF_PROG_TYPE_NETFILTER at the chain's own hook: exact placement.
+
+    ctx struct bpf_nf_ctx {state, skb}; skb->data is the IP header at these hooks.
+    Bytes via the kfunc bpf_dynptr_from_skb + helper bpf_dynptr_read (handles
+    non-linear skbs like skb_header_pointer). Interface names are read from
+    state->in / state->out (NULL reads as zeros, like iptables' nulldevname) at
+    offsets from vmlinux BTF.
+    """
+
+    name = "nf"
+    section = "netfilter"
+    prog_type = sc.BPF_PROG_TYPE_NETFILTER
+    expected_attach_type = sc.BPF_NETFILTER
+    accept, drop = 1, 0  # NF_ACCEPT, NF_DROP
+
+    def programs(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        return [(f"filter_{c.lower()}", c, (c,)) for c in ("INPUT", "FORWARD", "OUTPUT")]
+
+    def emit_prologue(self, g: Gen, needs: Needs, chains: tuple[str, ...],
+                      emit_chain: ChainEmitter, pass_blk: ir.Block) -> None:
+        b = g.b
+        ctx = g.func.args[0]
+        state = g.load(ctx, 0, PTR, align=8)
+        skb = g.load(ctx, 8, PTR, align=8)
+        dptr = g.stack(16, "dynptr", zero=False)
+        rc = g.kfunc("bpf_dynptr_from_skb", I32, [skb, I64(0), dptr])
+        g.require(b.icmp_signed("==", rc, I32(0)), pass_blk, "dynptr")
+        ip = g.stack(IPHDR, "ip")
+        rc = g.helper(BPF_FUNC_dynptr_read, I64, [ip, I64(IPHDR), dptr, I64(0), I64(0)])
+        g.require(b.icmp_signed("==", rc, I64(0)), pass_blk, "iphdr")
+
+        def load_l4(off: ir.Value, buf: ir.Value, n: ir.Value) -> ir.Value:
+            return g.helper(BPF_FUNC_dynptr_read, I64, [buf, n, dptr, off, I64(0)])
+
+        pkt = self.parse_ipv4(g, ip, None, needs, load_l4, pass_blk)
+        in_name = self._devname(g, state, "in") if needs.in_name else None
+        out_name = self._devname(g, state, "out") if needs.out_name else None
+        (chain,) = chains
+        emit_chain(chain, _with_names(pkt, in_name, out_name))
+
+    def _devname(self, g: Gen, state: ir.Value, which: str) -> ir.Value:
+        from bpfilter.loader import btf
+
+        dev = g.load(state, btf.struct_member_offset("nf_hook_state", which), PTR, align=8)
+        name_off = btf.struct_member_offset("net_device", "name")
+        buf = g.stack(IFNAMSIZ, f"{which}name", zero=False)
+        for w in (0, 8):
+            g.b.store(g.load(dev, name_off + w, I64, align=8), g.ptr(buf, w), align=8)
+        return buf
+
+
+FLAVORS: dict[str, Flavor] = {f.name: f for f in (XdpFlavor(), TcFlavor(), NfFlavor())}
