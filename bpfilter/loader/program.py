@@ -40,6 +40,12 @@ tests/kernel/test_loader_hooks.py:
   on; skb->len excludes the 14 bytes). Mismatch → EINVAL; unknown ethertype → EPROTO.
   ``data_out`` is not returned for nf programs. In test_run, skb->network_header is only
   set for hooks other than LOCAL_OUT — use skb->data (above), not network_header.
+* Swapping programs: BPF_LINK_UPDATE works for XDP and TCX links but a *netfilter* link
+  answers EOPNOTSUPP (kernel 6.18). For an atomic ruleset swap at a netfilter hook attach
+  a small dispatcher that does ``bpf_tail_call(ctx, progs, 0)`` (helper 12) through a
+  BPF_MAP_TYPE_PROG_ARRAY and returns NF_ACCEPT when the slot is empty; replacing
+  ``progs[0]`` (value = new program fd) is the atomic swap (tested in
+  test_loader_links.py). Link priority must not be INT_MIN/INT_MAX.
 * LLVM's BPF backend cannot do dynamic stack allocation: every ``alloca`` must be in the
   entry block.
 """
