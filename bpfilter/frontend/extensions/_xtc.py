@@ -11,12 +11,14 @@ The module name starts with ``_`` so the extension loader skips it.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from bpfilter.frontend.extensions.base import Extension, ExtensionError, ParseContext
 from bpfilter.frontend.extensions.types import UINT16_MAX, NumRange, service_to_port, strtoul
-from bpfilter.ir import BUILTIN_CHAINS, Family, Option
+from bpfilter.ir import BUILTIN_CHAINS, Family, IPAddress, Option
 
 # Netfilter hooks named like the built-in chains (the kernel checks hooks, not chain names).
 PREROUTING = "PREROUTING"
@@ -279,3 +281,49 @@ def format_val_mask_lmap(value: int, mask: int, path: str) -> str:
     if mask != 0xFFFFFFFF:
         return f"0x{value:x}/0x{mask:x}"
     return lmap_name(path, value) or f"0x{value:x}"
+
+
+@dataclass(frozen=True)
+class HostMask:
+    """xtables' XTTYPE_HOSTMASK: an address as given (not masked) and a prefix length.
+
+    The kernel compares under the mask; the address is kept as written
+    because iptables-save prints it that way.
+    """
+
+    addr: IPAddress
+    prefixlen: int
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(f"{self.addr}/{self.prefixlen}", strict=False)
+
+    def __str__(self) -> str:
+        full = self.addr.max_prefixlen
+        return str(self.addr) if self.prefixlen == full else f"{self.addr}/{self.prefixlen}"
+
+
+def parse_hostmask(text: str, family: Family, what: str) -> HostMask:
+    """``addr[/plen|/mask]`` with a numeric address (host names are not resolved)."""
+    addr_s, sep, mask_s = text.partition("/")
+    cls = ipaddress.IPv6Address if family is Family.IPV6 else ipaddress.IPv4Address
+    try:
+        addr = cls(addr_s)
+    except ValueError:
+        raise ExtensionError(f"host/network `{addr_s}' not found") from None
+    full = addr.max_prefixlen
+    if not sep:
+        return HostMask(addr, full)
+    res = strtoul(mask_s)
+    if res is not None and res[1] == "":
+        if res[0] > full:
+            raise ExtensionError(f'{what}: bad value for option, or out of range (0-{full}).')
+        return HostMask(addr, res[0])
+    try:
+        mask = int(cls(mask_s))
+    except ValueError:
+        raise ExtensionError(f"{what}: invalid mask `{mask_s}' specified") from None
+    ones = bin(mask).count("1")
+    if mask != ((1 << full) - 1) ^ ((1 << (full - ones)) - 1):
+        raise ExtensionError(f"{what}: non-contiguous mask `{mask_s}' not supported")
+    return HostMask(addr, ones)

@@ -1,0 +1,60 @@
+"""``-m osf`` (xt_osf): passive OS fingerprinting of TCP SYNs.
+
+Values: ``genre`` str (at most 31 characters; ``!`` inverts), ``ttl`` int
+0-2 (0: TTL must be equal/less with a route check, 1: less or equal,
+2: any), ``log`` int 0-2. Needs ``-p tcp`` and fingerprints loaded into
+the kernel (nfnl_osf); allowed in PREROUTING, INPUT and FORWARD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bpfilter.frontend.extensions._xtc import (
+    FORWARD,
+    INPUT,
+    PREROUTING,
+    KernelPlaced,
+    by_name,
+    must_have,
+    parse_uint,
+    require_protocol,
+)
+from bpfilter.frontend.extensions.base import (
+    ExtensionError,
+    OptionSpec,
+    ParseContext,
+    register,
+)
+from bpfilter.ir import Option
+
+IPPROTO_TCP = 6
+MAXGENRELEN = 32
+
+
+def _genre(args: Sequence[str], ctx: ParseContext) -> str:
+    if len(args[0].encode()) >= MAXGENRELEN:
+        raise ExtensionError(
+            f'osf: option "--genre" must be no longer than {MAXGENRELEN - 1} characters'
+        )
+    return args[0]
+
+
+@register
+class OsfMatch(KernelPlaced):
+    """OS fingerprint match."""
+
+    name = "osf"
+    kind = "match"
+    valid_hooks = frozenset({PREROUTING, INPUT, FORWARD})
+    options = (
+        OptionSpec("genre", _genre, invert=True),
+        OptionSpec("ttl", lambda a, c: parse_uint(a[0], 2, "osf", "ttl")),
+        OptionSpec("log", lambda a, c: parse_uint(a[0], 2, "osf", "log")),
+    )
+
+    def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
+        must_have(by_name(options), "genre", "osf")
+        require_protocol(ctx, IPPROTO_TCP, "osf")
+        self.check_placement(ctx)
+        return super().finalize(options, ctx)

@@ -1,0 +1,51 @@
+"""``-m physdev`` (xt_physdev): bridge ports of bridged traffic.
+
+Values: ``physdev-in``/``physdev-out`` are interface names (str, at most 15
+characters, ``+`` suffix = prefix match); ``physdev-is-in``,
+``physdev-is-out``, ``physdev-is-bridged`` flags. Every option can be
+negated; at least one is needed. 1.8.9 prints names unquoted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bpfilter.frontend.extensions.base import (
+    Extension,
+    ExtensionError,
+    OptionSpec,
+    ParseContext,
+    register,
+)
+from bpfilter.ir import Option
+
+IFNAMSIZ = 16
+
+
+def _iface(args: Sequence[str], ctx: ParseContext) -> str:
+    name = args[0]
+    if len(name) >= IFNAMSIZ:
+        raise ExtensionError(
+            f"interface name `{name}' must be shorter than IFNAMSIZ ({IFNAMSIZ})"
+        )
+    return name
+
+
+@register
+class PhysdevMatch(Extension):
+    """Bridge port match (needs br_netfilter: only bridged packets have one)."""
+
+    name = "physdev"
+    kind = "match"
+    options = (
+        OptionSpec("physdev-is-in", invert=True),
+        OptionSpec("physdev-in", _iface, invert=True),
+        OptionSpec("physdev-is-out", invert=True),
+        OptionSpec("physdev-out", _iface, invert=True),
+        OptionSpec("physdev-is-bridged", invert=True),
+    )
+
+    def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
+        if not options:
+            raise ExtensionError("PHYSDEV: no physdev option specified")
+        return super().finalize(options, ctx)
