@@ -170,3 +170,29 @@ def test_missing_exit_is_einval_with_log() -> None:
         Program.load(spec, [])
     assert ei.value.errno == 22
     assert ei.value.log  # the verifier says why (falls off the end / jump out of range)
+
+
+def test_long_verifier_log_grows_buffer_and_keeps_errno() -> None:
+    # 30k logged instructions overflow the first 64 KiB log buffer (ENOSPC internally)
+    add = struct.pack("<BBhi", 0x07, 1, 0, 1)  # r1 += 1
+    code = (struct.pack("<BBhi", 0xB7, 1, 0, 0) + add * 30000
+            + struct.pack("<BBhi", 0x61, 0x20, 0, 0) + struct.pack("<BBhi", 0x95, 0, 0, 0))
+    with pytest.raises(sc.BpfError) as ei:
+        sc.prog_load(sc.BPF_PROG_TYPE_XDP, code, name="biglog")
+    e = ei.value
+    assert e.errno == 13  # EACCES, not the log's ENOSPC
+    assert len(e.log) > sc.LOG_SIZE_START
+    assert e.log_tail[-2] == "R2 !read_ok"
+    assert len(e.log_tail) == sc.LOG_TAIL_LINES
+
+
+def test_get_fd_by_id_and_ids_listing() -> None:
+    with Map.create(VERDICTS) as m, Program.load(xdp_spec(), [m]) as p:
+        pid = p.info.id
+        assert pid in sc.prog_ids()
+        assert m.info.id in sc.map_ids()
+        with Program.from_id(pid) as again:
+            assert again.info.tag == p.info.tag
+            (mm,) = again.maps()
+            with mm:
+                assert mm.spec == VERDICTS
