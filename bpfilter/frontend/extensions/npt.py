@@ -49,8 +49,11 @@ class _NPT(PlacedExtension):
         return self.ordered(found.values())
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:
+        """1.8.9 skips a prefix that is ``::/0`` (it tests the structure for zero)."""
         return " ".join(
-            f"--{o.name} {inet_ntop(o.value.addr)}/{mask_to_cidr(o.value.mask)}" for o in options
+            f"--{o.name} {inet_ntop(o.value.addr)}/{mask_to_cidr(o.value.mask)}"
+            for o in options
+            if int(o.value.addr) or int(o.value.mask)
         )
 
 
