@@ -131,6 +131,20 @@ def parse_options(ext: Extension, seg: list[str], ctx: ParseContext) -> list[Opt
     return opts
 
 
+def run_ir(
+    kind: str, name: str, args: str, family: Family, table: str, chain: str
+) -> tuple[Option, ...]:
+    """Parse ``args``' part for extension ``name``: the finalized options (the IR)."""
+    tokens = shlex.split(args)
+    flag = "-j" if kind == "target" else "-m"
+    seg = _segment(tokens, flag, name)
+    assert seg is not None, f"{flag} {name} not in {args!r}"
+    ext = (target_extension if kind == "target" else match_extension)(name, family)
+    assert ext is not None, name
+    ctx = ParseContext(family=family, table=table, chain=chain, protocol=_protocol(tokens))
+    return ext.finalize(parse_options(ext, seg, ctx), ctx)
+
+
 def run(kind: str, name: str, args: str, family: Family, table: str, chain: str) -> str:
     """Parse ``args``' part for extension ``name`` and return what save prints.
 

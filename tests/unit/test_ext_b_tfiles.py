@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from bpfilter.frontend.extensions.base import ExtensionError
-from tests.unit.ext_b_harness import TESTS_DIR, expected_part, load_cases, run
+from tests.unit.ext_b_harness import TESTS_DIR, expected_part, load_cases, run, run_ir
 
 # (.t name, kind, extension name as written after -j / -m)
 EXTENSIONS = [
@@ -78,3 +78,14 @@ def test_tfile_line(kind, ext, case, family, chain):
         return
     got = run(kind, ext, case.args, family, case.table, chain)
     assert got == expected_part(kind, ext, expected)
+    # The printed text reads back to the same typed values (canonical form is stable).
+    words = case.args.split()
+    proto = ""
+    if "-p" in words:
+        i = words.index("-p")
+        proto = " ".join(words[max(i - 1, 0) : i + 2]) if i and words[i - 1] == "!" else (
+            f"-p {words[i + 1]}"
+        )
+    first = run_ir(kind, ext, case.args, family, case.table, chain)
+    again = run_ir(kind, ext, f"{proto} {got}", family, case.table, chain)
+    assert again == first
