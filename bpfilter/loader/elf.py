@@ -15,7 +15,10 @@ sections; ~200 lines of ``struct`` cover what we need (section headers, symtab, 
 * ``ld_imm64`` + relocation against a function → ``BPF_PSEUDO_FUNC`` (callbacks, e.g. for
   ``bpf_loop``), linked the same way.
 
-Global data (.data/.rodata/.bss) is not supported: use an ARRAY map (clear error).
+* ``ld_imm64`` + relocation against global data (.rodata*/.data*/.bss*) → one single-entry
+  ARRAY map per data section, appended to the spec's maps (named like the section,
+  holding its bytes as ``MapSpec.initial``; .rodata ones are BPF_F_RDONLY_PROG and frozen),
+  and ``src_reg=BPF_PSEUDO_MAP_IDX_VALUE, imm=map index, next imm=offset``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from .program import ProgramSpec
 
 # ELF constants
 SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_REL, SHT_NOBITS = 1, 2, 3, 9, 8
-SHF_EXECINSTR = 0x4
+SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
+DATA_PREFIXES = (".rodata", ".data", ".bss")
 STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION = 0, 1, 2, 3
 SHN_UNDEF = 0
 EM_BPF = 247
@@ -60,10 +64,17 @@ class Section:
     data: bytes
     link: int
     info: int
+    size: int
 
     @property
     def executable(self) -> bool:
         return self.type == SHT_PROGBITS and bool(self.flags & SHF_EXECINSTR)
+
+    @property
+    def is_data(self) -> bool:
+        """Global variables: allocated, not code, named .rodata*/.data*/.bss*."""
+        return (self.type in (SHT_PROGBITS, SHT_NOBITS) and bool(self.flags & SHF_ALLOC)
+                and not self.executable and self.name.startswith(DATA_PREFIXES))
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,8 @@ class ElfFile:
         self.sections: list[Section] = []
         for i, (nm, typ, flags, _a, off, size, link, info, _al, _es) in enumerate(raw):
             body = b"" if typ == SHT_NOBITS else data[off: off + size]
-            self.sections.append(Section(i, _cstr(shstr, nm), typ, flags, body, link, info))
+            self.sections.append(Section(i, _cstr(shstr, nm), typ, flags, body, link, info,
+                                         size))
         self.symbols: list[Symbol] = []
         symtab = next((s for s in self.sections if s.type == SHT_SYMTAB), None)
         if symtab is not None:
@@ -161,13 +173,29 @@ class _Linker:
     def __init__(self, elf: ElfFile, maps: Sequence[MapSpec],
                  kfunc_id: Callable[[str], int]) -> None:
         self.elf = elf
+        self.maps = list(maps)
         self.map_index = {m.name: i for i, m in enumerate(maps)}
+        self.data_maps: dict[int, int] = {}  # data section index → index in self.maps
         self.kfunc_id = kfunc_id
         self.units: list[_Unit] = []
         self.base: dict[_Unit, int] = {}
         self.out = bytearray()
         # (absolute insn index, target unit, target insn index inside the unit's section)
         self.fixups: list[tuple[int, _Unit, int]] = []
+
+    def data_map(self, sec: Section) -> int:
+        """Index of the map holding data section ``sec`` (created on first use)."""
+        if sec.index not in self.data_maps:
+            if any(r for r in self.elf.relocations(sec)):
+                raise ElfError(f"data section {sec.name} holds pointers (relocations): "
+                               "not supported")
+            ro = sec.name.startswith(".rodata")
+            body = sec.data if sec.type != SHT_NOBITS else bytes(sec.size)
+            self.data_maps[sec.index] = len(self.maps)
+            self.maps.append(MapSpec(sec.name, sc.BPF_MAP_TYPE_ARRAY, 4, max(sec.size, 1), 1,
+                                     sc.BPF_F_RDONLY_PROG if ro else 0,
+                                     initial=body.ljust(max(sec.size, 1), b"\0"), frozen=ro))
+        return self.data_maps[sec.index]
 
     def unit_at(self, shndx: int, idx: int) -> _Unit:
         """The function containing instruction ``idx`` of section ``shndx``."""
@@ -242,9 +270,10 @@ class _Linker:
                 _set_src(body, j, sc.BPF_PSEUDO_FUNC, 0)
                 self._call_to(base + j, sym.shndx, target)
                 return
-            if tsec is not None and tsec.name.startswith((".data", ".rodata", ".bss")):
-                raise ElfError(f"{where}: global variable {sym.name!r} in {tsec.name}: "
-                               "global data is not supported, use an ARRAY map")
+            if tsec is not None and tsec.is_data:
+                _set_src(body, j, sc.BPF_PSEUDO_MAP_IDX_VALUE, self.data_map(tsec))
+                _set_src(body, j + 1, 0, sym.value + imm)
+                return
             known = ", ".join(self.map_index) or "none"
             raise ElfError(f"{where}: reference to unknown symbol {sym.name!r} "
                            f"(maps in spec: {known})")
@@ -281,6 +310,11 @@ def link_program(elf: bytes | ElfFile, section: str, entry: str | None = None,
 
     ``kfunc_id`` maps a kfunc name to its BTF id (raises KeyError if unknown).
     """
+    return _link(elf, section, entry, maps, kfunc_id)[0]
+
+
+def _link(elf: bytes | ElfFile, section: str, entry: str | None, maps: Sequence[MapSpec],
+          kfunc_id: Callable[[str], int]) -> tuple[bytes, list[MapSpec]]:
     ef = elf if isinstance(elf, ElfFile) else ElfFile(elf)
     sec = ef.section(section)
     if not sec.executable or not sec.data:
@@ -291,7 +325,7 @@ def link_program(elf: bytes | ElfFile, section: str, entry: str | None = None,
         if f is not None:
             start = f.value // 8
     linker = _Linker(ef, maps, kfunc_id)
-    return linker.link(linker.unit_at(sec.index, start))
+    return linker.link(linker.unit_at(sec.index, start)), linker.maps
 
 
 def program_spec_from_elf(elf: bytes, section: str, name: str, prog_type: int,
@@ -301,8 +335,9 @@ def program_spec_from_elf(elf: bytes, section: str, name: str, prog_type: int,
     """The loadable ProgramSpec for the program in ``section`` of llvmlite's ELF ``elf``.
 
     ``name`` is the program's name and, if a function of that name is in the section, its
-    entry point. Map references resolve to indexes in ``maps`` (symbol name == MapSpec.name).
+    entry point. Map references resolve to indexes in ``maps`` (symbol name ==
+    MapSpec.name); global data sections the program uses become extra maps after ``maps``.
     """
-    insns = link_program(elf, section, name, maps, kfunc_id)
-    return ProgramSpec(name=name, prog_type=prog_type, insns=insns, maps=tuple(maps),
+    insns, all_maps = _link(elf, section, name, maps, kfunc_id)
+    return ProgramSpec(name=name, prog_type=prog_type, insns=insns, maps=tuple(all_maps),
                        expected_attach_type=expected_attach_type, license=license)

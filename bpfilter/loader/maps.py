@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import syscall as sc
 
@@ -24,6 +24,10 @@ class MapSpec:
     value_size: int
     max_entries: int
     flags: int = 0
+    #: global-data maps (elf.py makes them for .rodata/.data/.bss): the value of key 0 at
+    #: creation; ``frozen`` maps are then made read-only for user space (BPF_MAP_FREEZE).
+    initial: bytes | None = field(default=None, compare=False, repr=False)
+    frozen: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.map_type == sc.BPF_MAP_TYPE_LPM_TRIE and not self.flags & sc.BPF_F_NO_PREALLOC:
@@ -50,7 +54,16 @@ class Map:
     def create(cls, spec: MapSpec) -> Map:
         fd = sc.map_create(spec.map_type, spec.key_size, spec.value_size, spec.max_entries,
                            spec.flags, spec.name)
-        return cls(fd, spec)
+        m = cls(fd, spec)
+        if spec.initial is not None:
+            try:
+                sc.map_update_elem(fd, bytes(spec.key_size), spec.initial)
+                if spec.frozen:
+                    sc.map_freeze(fd)
+            except BaseException:
+                m.close()
+                raise
+        return m
 
     @classmethod
     def from_fd(cls, fd: int) -> Map:

@@ -101,6 +101,19 @@ class TestRunResult:
     ctx_out: bytes = b""
 
 
+def create_maps(spec: ProgramSpec) -> list[Map]:
+    """A fresh Map for each of ``spec.maps`` (global-data maps get their contents)."""
+    made: list[Map] = []
+    try:
+        for ms in spec.maps:
+            made.append(Map.create(ms))
+    except BaseException:
+        for m in made:
+            m.close()
+        raise
+    return made
+
+
 def _compatible(spec: MapSpec, live: MapSpec) -> bool:
     return (spec.map_type, spec.key_size, spec.value_size) == (
         live.map_type, live.key_size, live.value_size)

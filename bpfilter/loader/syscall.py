@@ -439,6 +439,12 @@ def map_get_next_key(fd: int, key: bytes | None, key_size: int) -> bytes | None:
     return nk.raw
 
 
+def map_freeze(fd: int) -> None:
+    """BPF_MAP_FREEZE: no more writes from user space (the verifier may then treat
+    read-only data as constants)."""
+    bpf(BPF_MAP_FREEZE, MapElemAttr(map_fd=fd), f"freeze map fd {fd}")
+
+
 # --- programs ---------------------------------------------------------------------------
 
 LOG_SIZE_START = 1 << 16

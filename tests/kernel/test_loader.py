@@ -13,7 +13,7 @@ import pytest
 from bpfilter.loader import syscall as sc
 from bpfilter.loader.elf import program_spec_from_elf
 from bpfilter.loader.maps import Map, MapSpec
-from bpfilter.loader.program import Program, ProgramSpec
+from bpfilter.loader.program import Program, ProgramSpec, create_maps
 from bpfilter.loader.toolchain import compile_ir
 from tests.kernel_required import kernel  # noqa: F401  (fixture)
 
@@ -196,3 +196,40 @@ def test_get_fd_by_id_and_ids_listing() -> None:
             (mm,) = again.maps()
             with mm:
                 assert mm.spec == VERDICTS
+
+
+GLOBALS_IR = r"""
+@table = internal constant [8 x i32] [i32 101, i32 202, i32 303, i32 404,
+                                      i32 505, i32 606, i32 707, i32 808]
+@runs = internal global i64 0
+@seen = global i32 7  ; not internal: a store-only internal global is optimised away
+
+define i32 @xdp_globals(ptr %ctx) nounwind section "xdp" {
+  %old = atomicrmw add ptr @runs, i64 1 seq_cst
+  %i = and i64 %old, 7
+  %p = getelementptr [8 x i32], ptr @table, i64 0, i64 %i
+  %v = load i32, ptr %p
+  store i32 %v, ptr @seen
+  %r = urem i32 %v, 4
+  ret i32 %r
+}
+"""
+
+
+def test_global_data_maps() -> None:
+    spec = program_spec_from_elf(compile_ir(GLOBALS_IR), "xdp", "xdp_globals",
+                                 sc.BPF_PROG_TYPE_XDP, sc.BPF_XDP)
+    maps = create_maps(spec)
+    # LLVM names sections like ".rodata.cst32": key the maps by the section's prefix
+    by_name = {"." + m.spec.name.split(".")[1]: m for m in maps}
+    try:
+        with Program.load(spec, maps) as p:
+            got = [p.test_run(b"\0" * 64).retval for _ in range(4)]
+        assert got == [101 % 4, 202 % 4, 303 % 4, 404 % 4]
+        assert by_name[".bss"].lookup(k(0)) == struct.pack("<Q", 4)
+        assert by_name[".data"].lookup(k(0)) == k(404)
+        with pytest.raises(sc.BpfError):  # .rodata is frozen
+            by_name[".rodata"].update(k(0), bytes(32))
+    finally:
+        for m in maps:
+            m.close()

@@ -150,16 +150,37 @@ def test_missing_section_names_the_code_sections(obj: bytes) -> None:
         link_program(obj, "tc", None, MAPS, kfunc_id=fake_kfunc)
 
 
-def test_global_data_rejected() -> None:
+def test_global_data_becomes_array_maps() -> None:
     ir_text = r"""
-    @g = internal global i32 5
+    @ro = internal constant [2 x i32] [i32 11, i32 22]
+    @rw = internal global i32 5
+    @zero = internal global i64 0
     define i32 @p(ptr %ctx) nounwind section "xdp" {
-      %v = load volatile i32, ptr @g
-      ret i32 %v
+      %i = load volatile i32, ptr %ctx
+      %pr = getelementptr [2 x i32], ptr @ro, i32 0, i32 %i
+      %a = load volatile i32, ptr %pr
+      %b = load volatile i32, ptr @rw
+      %c = load volatile i64, ptr @zero
+      %c32 = trunc i64 %c to i32
+      %s = add i32 %a, %b
+      %t = add i32 %s, %c32
+      ret i32 %t
     }
     """
-    with pytest.raises(ElfError, match="global data is not supported"):
-        link_program(compile_ir(ir_text), "xdp", "p", (), kfunc_id=fake_kfunc)
+    spec = program_spec_from_elf(compile_ir(ir_text), "xdp", "p", sc.BPF_PROG_TYPE_XDP,
+                                 maps=MAPS[:1], kfunc_id=fake_kfunc)
+    assert spec.maps[0] == MAPS[0]
+    data = {m.name: m for m in spec.maps[1:]}
+    assert set(data) == {".rodata", ".data", ".bss"}
+    ro = data[".rodata"]
+    assert ro.initial == struct.pack("<ii", 11, 22) and ro.frozen
+    assert ro.flags & sc.BPF_F_RDONLY_PROG and ro.max_entries == 1
+    assert data[".data"].initial == struct.pack("<i", 5) and not data[".data"].frozen
+    assert data[".bss"].initial == bytes(8)
+    ins = insns(spec.insns)
+    refs = {imm for op, _, src, _, imm in ins
+            if op == BPF_LD_IMM64 and src == sc.BPF_PSEUDO_MAP_IDX_VALUE}
+    assert refs == {spec.maps.index(m) for m in data.values()}
 
 
 def test_not_elf() -> None:
