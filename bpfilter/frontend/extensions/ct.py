@@ -9,8 +9,9 @@ Values:
   ``--zone``, ``--zone-orig``, ``--zone-reply`` all fold into one ``zone``
   option, as in the kernel structure (flags OR-ed, the last id wins).
 
-Kernel checks kept: raw table only; a helper or timeout needs ``-p`` (not
-negated); a helper must be one the kernel has for that protocol and family.
+Kernel checks kept: raw table only; unless ``--notrack`` is given (then the
+kernel sets nothing else up), a helper or timeout needs ``-p`` (not negated)
+and a helper must be one the kernel has for that protocol and family.
 A zone id 0 without ``mark`` is the default and, like 1.8.9, is not printed.
 """
 
@@ -126,12 +127,13 @@ class CT(PlacedExtension):
             zone = CtZone(last.zone, any(z.value.from_mark for z in zones), direction)
             if zone.from_mark or zone.zone:
                 found["zone"] = Option("zone", zone)
-        for name in ("helper", "timeout"):
-            if name in found:
-                self._need_protocol(ctx, name)
-        helper = found.get("helper")
-        if helper is not None:
-            self._check_helper(helper.value, ctx)
+        if "notrack" not in found:  # the kernel sets up nothing else for untracked packets
+            for name in ("helper", "timeout"):
+                if name in found:
+                    self._need_protocol(ctx, name)
+            helper = found.get("helper")
+            if helper is not None:
+                self._check_helper(helper.value, ctx)
         return self.ordered(found.values())
 
     def _need_protocol(self, ctx: ParseContext, what: str) -> None:
