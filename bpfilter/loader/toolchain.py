@@ -33,6 +33,20 @@ Conventions for the IR (checked by tests/unit/test_elf*.py):
   LLVM emits ``call -1`` with an R_BPF_64_32 relocation; elf.py sets
   ``src_reg=BPF_PSEUDO_KFUNC_CALL`` and ``imm`` = the kfunc's BTF id in vmlinux.
 
+* **Global data** (``internal constant`` tables, ``global`` variables) is allowed: elf.py
+  turns each .rodata*/.data*/.bss* section into a one-entry ARRAY map appended to the
+  spec's maps (``create_maps(spec)`` in program.py makes them with their contents).
+  Note LLVM drops store-only internal globals; use non-internal ones for outputs.
+* **Stack**: every ``alloca`` must be in the entry block (the BPF backend has no dynamic
+  stack allocation: "unsupported dynamic stack allocation"); 512 bytes in total.
+* **Alignment**: compile_ir puts the BPF data layout into the text before parsing, so
+  loads/stores without ``align`` get natural alignment. An access with a smaller
+  ``align`` is split into narrower ones — fine on packet bytes, refused by the verifier
+  on pointer members of kernel structs (load ``ptr``/``i64`` fields with align 8).
+* The verifier needs bounds checks on packet pointers (``data + n <= data_end``) before
+  every direct packet access in XDP/TC; netfilter programs read packets through
+  dynptr kfuncs/helpers instead (see program.py NOTES).
+
 Tiny complete example (an XDP program returning the u32 stored at key 0 of map
 ``verdicts``, XDP_PASS if absent)::
 
