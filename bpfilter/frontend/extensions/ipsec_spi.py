@@ -9,7 +9,10 @@ Semantics kept from iptables 1.8.9 / the kernel:
   dropped by ``finalize``; a *negated* full range (matches nothing) is kept in
   the IR but, as 1.8.9 does, not printed;
 - ``-m ipcomp`` without ``--ipcompspi`` matches CPI 0 only (no init in
-  libxt_ipcomp), so ``finalize`` adds ``ipcompspi 0`` and it prints;
+  libxt_ipcomp), so ``finalize`` adds ``ipcompspi 0`` and it prints; an
+  explicit ``--ipcompspi 0:4294967295`` (any CPI) is kept in the IR although
+  1.8.9 prints nothing for it (its save text then restores as CPI 0: an
+  iptables bug we reproduce in print only);
 - 1.8.9 accepts ``lo > hi`` (a range matching nothing); we keep it as given;
 - IPv4 ah, esp and ipcomp are bound to their protocol: the kernel refuses them
   without ``-p ah``/``-p esp``/``-p ipcomp`` (IPv6 ah walks extension headers).
@@ -28,7 +31,6 @@ from bpfilter.frontend.extensions._xtc import (
 )
 from bpfilter.frontend.extensions.base import (
     Extension,
-    ExtensionError,
     OptionSpec,
     ParseContext,
     register,
@@ -70,8 +72,10 @@ class _SpiMatch(Extension):
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
         if self._bound_to_protocol(ctx):
             require_protocol(ctx, self.protocol, self.name)
+        # An explicit full range means "any SPI": drop it, unless the default is not
+        # "any" (ipcomp), where it must stay although 1.8.9 prints nothing for it.
         kept = [o for o in options if not (o.name == self.spi_option and o.value == FULL
-                                           and not o.negated)]
+                                           and not o.negated and self.default_spi is None)]
         has_spi = any(o.name == self.spi_option for o in options)
         if not has_spi and self.default_spi is not None:
             kept.append(Option(self.spi_option, self.default_spi))
@@ -91,11 +95,23 @@ class _SpiMatch(Extension):
 
 @register
 class AhMatch(_SpiMatch):
-    """``-m ah``: IPv4 (protocol-bound, --ahspi) and IPv6 (--ahspi, --ahlen, --ahres)."""
+    """IPv4 ``-m ah --ahspi`` (libipt_ah): bound to ``-p ah``."""
 
     name = "ah"
     spi_option = "ahspi"
     protocol = IPPROTO_AH
+    families = frozenset({Family.IPV4})
+    options = (OptionSpec("ahspi", _spi_parser("ah", "ahspi"), invert=True),)
+
+
+@register
+class Ah6Match(_SpiMatch):
+    """IPv6 ``-m ah`` (libip6t_ah): --ahspi, --ahlen, --ahres; finds AH among extension headers."""
+
+    name = "ah"
+    spi_option = "ahspi"
+    protocol = IPPROTO_AH
+    families = frozenset({Family.IPV6})
     options = (
         OptionSpec("ahspi", _spi_parser("ah", "ahspi"), invert=True),
         OptionSpec(
@@ -107,13 +123,9 @@ class AhMatch(_SpiMatch):
     )
 
     def _bound_to_protocol(self, ctx: ParseContext) -> bool:
-        return ctx.family is Family.IPV4
+        return False
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
-        if ctx.family is Family.IPV4:
-            extra = [o.name for o in options if o.name != "ahspi"]
-            if extra:
-                raise ExtensionError(f"ah: unknown option \"--{extra[0]}\"")
         # ip6t_ah: --ahlen 0 (not negated) is the default and not printed.
         options = [o for o in options if not (o.name == "ahlen" and o.value == 0
                                               and not o.negated)]
