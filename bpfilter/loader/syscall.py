@@ -178,6 +178,10 @@ class BpfError(OSError):
         self.what = what
         self.log = log
 
+    def __reduce__(self) -> tuple[type[BpfError], tuple[str, int, str]]:
+        # OSError pickles as (errno, strerror): keep our own constructor's arguments
+        return (type(self), (self.what, self.errno or 0, self.log))
+
     @property
     def log_tail(self) -> list[str]:
         """The last verifier lines: the reason is almost always at the end."""
