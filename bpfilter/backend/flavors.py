@@ -116,7 +116,11 @@ class Flavor:
             g.at(load)
             n = b.select(b.icmp_unsigned("<", l4_len, I32(needs.l4_bytes)), l4_len,
                          I32(needs.l4_bytes))
-            rc = load_l4(b.zext(hl, I64), l4, b.zext(n, I64))
+            # The verifier needs 1 <= n <= buffer on the very register passed.
+            n = g.opaque(b.zext(n, I64))
+            g.require(b.icmp_unsigned("!=", n, I64(0)), done, "n0")
+            g.require(b.icmp_unsigned("<=", n, I64(needs.l4_bytes)), done, "nmax")
+            rc = load_l4(b.zext(hl, I64), l4, n)
             g.require(b.icmp_signed("==", rc, ir.Constant(rc.type, 0)), pass_blk, "l4ok")
             b.branch(done)
             g.at(done)

@@ -96,6 +96,12 @@ class Gen:
         """32 bits at base+off in memory order, for comparing with `wire32` constants."""
         return self.load(base, off, I32, align=4 if off % 4 == 0 else 1)
 
+    def opaque(self, v: ir.Value) -> ir.Value:
+        """`v` through an empty asm (clang's barrier_var): LLVM forgets what it knew
+        about it, so range checks written afterwards stay where the verifier needs them."""
+        fnty = ir.FunctionType(v.type, [v.type])
+        return self.b.asm(fnty, "", "=r,0", [v], side_effect=True)
+
     # --- calls ---------------------------------------------------------------------
     def helper(self, helper_id: int, ret: ir.Type, args: list[ir.Value]) -> ir.Value:
         """Call BPF helper `helper_id` (LLVM emits `call <id>`)."""
