@@ -10,8 +10,13 @@ class RestoreError(Exception):
     (the CLI prints ``iptables-restore: line N failed`` plus the reason).
     """
 
-    def __init__(self, message: str, *, file: str = "<stdin>", line: int = 0, text: str = ""):
+    def __init__(self, message: str, *, file: str = "<stdin>", line: int = 0, text: str = "",
+                 kind: str = "param"):
         super().__init__(message)
+        # "param": refused while parsing (iptables: "v1.8.9: why / Error occurred at line");
+        # "failed": the table refused the command or the COMMIT ("line N failed");
+        # "commit": input ended inside a table ("COMMIT expected at line N").
+        self.kind = kind
         self.message = message
         self.file = file
         self.line = line

@@ -109,8 +109,8 @@ class _Restore:
         self.counters = counters
         self.tables: dict[str, Table] = {t.name: t for t in base.tables} if base else {}
 
-    def err(self, lineno: int, line: str, msg: str) -> RestoreError:
-        return RestoreError(msg, file=self.filename, line=lineno, text=line)
+    def err(self, lineno: int, line: str, msg: str, kind: str = "param") -> RestoreError:
+        return RestoreError(msg, file=self.filename, line=lineno, text=line, kind=kind)
 
     def run(self, text: str) -> Ruleset:
         cur: _Table | None = None
@@ -145,13 +145,14 @@ class _Restore:
             if cur is None:
                 if skipping:
                     continue
-                raise self.err(lineno, raw, "line not inside a table (*table ... COMMIT)")
+                raise self.err(lineno, raw, "line not inside a table (*table ... COMMIT)",
+                               "failed")
             if raw.startswith(":"):
                 self.chain_line(cur, raw, lineno)
             else:
                 self.command_line(cur, raw, lineno)
         if cur is not None:
-            raise self.err(lineno + 1, "", f"COMMIT expected at line {lineno + 1}")
+            raise self.err(lineno + 1, "", f"COMMIT expected at line {lineno + 1}", "commit")
         return Ruleset(self.family, tuple(self.tables.values()))
 
     def open_table(self, name: str, lineno: int, raw: str) -> _Table:
@@ -237,7 +238,7 @@ class _Restore:
         try:
             self.apply(t, cmd)
         except _Fail as e:
-            raise self.err(lineno, raw, str(e) or f"line {lineno} failed") from None
+            raise self.err(lineno, raw, str(e) or "refused", "failed") from None
 
     # --- commands against the table (libiptc's checks) --------------------------
 
@@ -347,7 +348,7 @@ class _Restore:
         try:
             hooks = reachable_hooks(t.freeze())
         except ValueError as e:
-            raise self.err(lineno, raw, str(e)) from None
+            raise self.err(lineno, raw, str(e), "failed") from None
         for c in t.chains.values():
             reach = hooks.get(c.name, frozenset())
             for r in c.rules:
@@ -355,7 +356,7 @@ class _Restore:
                     self.check_rule(t.name, c.name, r, reach)
                 except ExtensionError as e:
                     where = f" (rule from {r.location})" if r.location else ""
-                    raise self.err(lineno, raw, f"{e}{where}") from None
+                    raise self.err(lineno, raw, f"{e}{where}", "failed") from None
         self.tables[t.name] = t.freeze()
 
     def check_rule(self, table: str, chain: str, r: Rule, reach: frozenset[str]) -> None:
