@@ -4,9 +4,10 @@ Why: kfunc calls need the kfunc's BTF type id, and programs that read kernel str
 (``struct nf_conn``, ``struct sk_buff``) need member offsets of *this* kernel. We only
 need three questions answered, so a ~150-line reader beats a dependency.
 
-Speed: vmlinux BTF is ~5.5 MB with ~125k types. We walk the type section once (~0.1 s)
-to record where each type starts plus its name offset and info word, and decode
-strings only for the names asked about. The parsed object is cached per path.
+Speed: vmlinux BTF is ~5.5 MB with ~126k types. We walk the type section once to record
+where each type starts plus its name offset and info word (measured: 0.06 s), build a
+name-offset index on the first query (0.03 s), and decode strings only for the names
+asked about (then microseconds per query). The parsed object is cached per path.
 """
 
 from __future__ import annotations

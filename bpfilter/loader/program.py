@@ -84,6 +84,9 @@ class ProgramSpec:
             raise ValueError(f"program {self.name}: insns length {len(self.insns)} not a "
                              "multiple of 8")
         object.__setattr__(self, "maps", tuple(self.maps))
+        if self.prog_type == sc.BPF_PROG_TYPE_NETFILTER and not self.expected_attach_type:
+            # the kernel refuses netfilter programs without it (EINVAL)
+            object.__setattr__(self, "expected_attach_type", sc.BPF_NETFILTER)
 
     @property
     def insn_count(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import functools
 import os
 import platform
 from collections.abc import Sequence
@@ -710,6 +711,7 @@ def link_detach(link_fd: int) -> None:
     bpf(BPF_LINK_DETACH, LinkDetachAttr(link_fd=link_fd), f"detach link fd {link_fd}")
 
 
+@functools.cache
 def possible_cpus() -> int:
     """Number of possible CPUs (per-CPU map value slots), from sysfs ranges like '0-3,5'."""
     with open("/sys/devices/system/cpu/possible") as f:

@@ -40,7 +40,6 @@ def ipv6_udp() -> bytes:
 
 
 OUT = MapSpec("out", sc.BPF_MAP_TYPE_ARRAY, 4, 32, 1)
-SKB = btf.struct_member_offset("bpf_nf_ctx", "skb")
 
 
 def nf_probe(out: Map, body: str, decls: str = "", allocas: str = "") -> Program:
@@ -61,7 +60,7 @@ entry:
   %miss = icmp eq ptr %slot, null
   br i1 %miss, label %done, label %go
 go:
-  %pp = getelementptr i8, ptr %ctx, i64 {SKB}
+  %pp = getelementptr i8, ptr %ctx, i64 {btf.struct_member_offset("bpf_nf_ctx", "skb")}
   %skb = load ptr, ptr %pp
 {body}
   br label %done
