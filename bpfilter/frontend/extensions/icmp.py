@@ -104,7 +104,7 @@ class IcmpMatch(Extension):
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
         require_proto(ctx, 1, "icmp")
         if not options:
-            return (Option("icmp-type", IcmpType(0, 0, 0xFF)),)
+            raise ExtensionError('icmp: option "--icmp-type" must be specified')
         return tuple(options)
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:

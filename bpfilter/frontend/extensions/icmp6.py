@@ -9,8 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bpfilter.frontend.extensions._ports import require_proto
-from bpfilter.frontend.extensions.base import Extension, OptionSpec, ParseContext, register
-from bpfilter.frontend.extensions.icmp import IcmpType, parse_icmp_type, save_icmp_type
+from bpfilter.frontend.extensions.base import (
+    Extension,
+    ExtensionError,
+    OptionSpec,
+    ParseContext,
+    register,
+)
+from bpfilter.frontend.extensions.icmp import parse_icmp_type, save_icmp_type
 from bpfilter.ir import Family, Option
 
 ICMPV6_CODES: tuple[tuple[str, int, int, int], ...] = (
@@ -44,7 +50,7 @@ class Icmp6Match(Extension):
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
         require_proto(ctx, 58, "icmp6")
         if not options:
-            return (Option("icmpv6-type", IcmpType(0, 0, 0xFF)),)
+            raise ExtensionError('icmp6: option "--icmpv6-type" must be specified')
         return tuple(options)
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:
