@@ -59,6 +59,7 @@ def lab() -> Iterator[Lab]:
         topo.sysctl("fw", "net.ipv4.ip_forward", 1)
         topo.neigh("fw", PEER, PEER_MAC, "v0")
         topo.route("fw", "10.99.0.0/16", "via", PEER)
+        topo.route("fw", "blackhole", "10.66.0.0/16")
         yield Lab(topo.ns("fw"), topo.ifindex("fw", "v0"), topo.mac("fw", "v0"))
 
 
@@ -115,10 +116,11 @@ def ruleset(rules: str, policies: dict[str, str] | None = None, chains: str = ""
     return f"*filter\n{head}{chains}{rules}\nCOMMIT\n"
 
 
-def run(lab: Lab, flavor: str, text: str, datagrams: list[tuple[str, bytes]]
-        ) -> tuple[list[str], dict[tuple[str, int | None], tuple[int, int]]]:
+def run(lab: Lab, flavor: str, text: str, datagrams: list[tuple[str, bytes]],
+        raw: bool = False) -> tuple[list[str], dict[tuple[str, int | None], tuple[int, int]]]:
     """Compile `text` for `flavor`, run each (chain, datagram) once, return the verdicts
-    and all counters. Chain INPUT/FORWARD picks the hook (xdp/tc: via the address)."""
+    and all counters. Chain INPUT/FORWARD picks the hook (xdp/tc: via the address).
+    `raw`: the datagrams are whole Ethernet frames already."""
     from bpfilter.verify.netns import call_in_netns
 
     table = parse_restore(text, family=Family.IPV4).table("filter")
@@ -130,7 +132,8 @@ def run(lab: Lab, flavor: str, text: str, datagrams: list[tuple[str, bytes]]
             out = []
             for chain, dg in datagrams:
                 hook = chain if flavor == "nf" else "ingress"
-                out.append(lt.run(hook, frame(lab, dg), lab.ifindex).verdict)
+                fr = dg if raw else frame(lab, dg)
+                out.append(lt.run(hook, fr, lab.ifindex).verdict)
             return out, lt.all_counters()
 
     return call_in_netns(lab.ns, body)

@@ -138,3 +138,21 @@ def test_only_filter_ipv4() -> None:
         compile_table(Table("nat"), Family.IPV4, "xdp")
     with pytest.raises(UnsupportedRule):
         compile_table(table(), Family.IPV6, "xdp")
+
+
+def test_loop_refused() -> None:
+    from bpfilter.ir import Chain
+
+    t = Table("filter", (Chain("INPUT", "ACCEPT", rules=(Rule(target=Target("a")),)),
+                         Chain("a", rules=(Rule(target=Target("b")),)),
+                         Chain("b", rules=(Rule(target=Target("a", goto=True)),))))
+    with pytest.raises(UnsupportedRule, match="loop"):
+        compile_table(t, Family.IPV4, "xdp")
+
+
+def test_jump_to_missing_chain_refused() -> None:
+    from bpfilter.ir import Chain
+
+    t = Table("filter", (Chain("INPUT", "ACCEPT", rules=(Rule(target=Target("nope")),)),))
+    with pytest.raises(UnsupportedRule, match="unknown chain"):
+        compile_table(t, Family.IPV4, "xdp")
