@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bpfilter.frontend.extensions.base import Extension, ExtensionError, OptionSpec, ParseContext
+from bpfilter.frontend.extensions.types import service_to_port, try_number
 from bpfilter.ir import BUILTIN_CHAINS, Family, IPAddress, Option
 
 PREROUTING = "PREROUTING"
@@ -247,8 +248,6 @@ def getportbyname(name: str) -> int | None:
     digits = name.lstrip(" \t\n\v\f\r")
     if digits.isdigit() and digits.isascii():
         return int(digits) & 0xFFFF
-    from bpfilter.frontend.extensions.types import service_to_port
-
     return service_to_port(name, None) if name else None
 
 
@@ -295,8 +294,6 @@ def parse_hostmask(text: str, family: Family, ext: str, opt: str) -> tuple[IPAdd
     contiguous becomes the full mask (1.8.9 quirk). Host names are not
     resolved (a firewall file must not depend on DNS).
     """
-    from bpfilter.frontend.extensions.types import try_number
-
     host, sep, plen = text.partition("/")
     addr = parse_host(host, family)
     if addr is None:
