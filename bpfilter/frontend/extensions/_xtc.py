@@ -327,3 +327,9 @@ def parse_hostmask(text: str, family: Family, what: str) -> HostMask:
     if mask != ((1 << full) - 1) ^ ((1 << (full - ones)) - 1):
         raise ExtensionError(f"{what}: non-contiguous mask `{mask_s}' not supported")
     return HostMask(addr, ones)
+
+
+def put_string(text: str, size: int) -> str:
+    """xtables' XTTYPE_STRING with XTOPT_PUT: silently cut to ``size - 1`` bytes."""
+    raw = text.encode("utf-8", "surrogateescape")
+    return raw[: size - 1].decode("utf-8", "surrogateescape")

@@ -17,6 +17,7 @@ from bpfilter.frontend.extensions._xtc import (
     POSTROUTING,
     KernelPlaced,
     parse_uint,
+    put_string,
     save_string,
 )
 from bpfilter.frontend.extensions.base import (
@@ -32,9 +33,7 @@ PATH_MAX = 4096
 
 
 def _path(args: Sequence[str], ctx: ParseContext) -> str:
-    if len(args[0].encode()) >= PATH_MAX:
-        raise ExtensionError(f'cgroup: option "--path" must be no longer than {PATH_MAX - 1}')
-    return args[0]
+    return put_string(args[0], PATH_MAX)
 
 
 @register

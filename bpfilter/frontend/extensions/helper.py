@@ -1,6 +1,6 @@
 """``-m helper --helper NAME`` (xt_helper): the connection's conntrack helper.
 
-Value: ``helper`` is a str (at most 29 characters; ``ftp-21`` style names
+Value: ``helper`` is a str (cut to 29 bytes, as 1.8.9 does; ``ftp-21`` style names
 select a helper on a port). ``!`` inverts. Needs conntrack state, so a BPF
 backend leaves it to netfilter or reads it through the ct kfuncs.
 """
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import by_name, must_have, save_string
+from bpfilter.frontend.extensions._xtc import by_name, must_have, put_string, save_string
 from bpfilter.frontend.extensions.base import (
     Extension,
-    ExtensionError,
     OptionSpec,
     ParseContext,
     register,
@@ -21,9 +20,7 @@ from bpfilter.ir import Option
 
 
 def _name(args: Sequence[str], ctx: ParseContext) -> str:
-    if len(args[0].encode()) >= 30:
-        raise ExtensionError('helper: option "--helper" must be no longer than 29 characters')
-    return args[0]
+    return put_string(args[0], 30)
 
 
 @register

@@ -1,6 +1,6 @@
 """``-m nfacct --nfacct-name NAME`` (xt_nfacct): count into an extended accounting object.
 
-Value: ``nfacct-name`` is a str (at most 31 characters, no newline). It always
+Value: ``nfacct-name`` is a str (cut to 31 bytes like 1.8.9, no newline). It always
 matches; the object must exist in the kernel when the rule is committed
 (``nfacct add NAME``), which only the kernel can check.
 1.8.9 prints it with two spaces: ``--nfacct-name  NAME``.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import by_name, must_have, save_string
+from bpfilter.frontend.extensions._xtc import by_name, must_have, put_string, save_string
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -24,12 +24,7 @@ NFACCT_NAME_MAX = 32
 
 
 def _name(args: Sequence[str], ctx: ParseContext) -> str:
-    s = args[0]
-    if len(s.encode()) >= NFACCT_NAME_MAX:
-        raise ExtensionError(
-            f'nfacct: option "--nfacct-name" must be no longer than {NFACCT_NAME_MAX - 1} '
-            "characters"
-        )
+    s = put_string(args[0], NFACCT_NAME_MAX)
     if "\n" in s:
         raise ExtensionError("Newlines not allowed in --nfacct-name")
     return s

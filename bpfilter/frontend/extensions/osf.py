@@ -1,6 +1,6 @@
 """``-m osf`` (xt_osf): passive OS fingerprinting of TCP SYNs.
 
-Values: ``genre`` str (at most 31 characters; ``!`` inverts), ``ttl`` int
+Values: ``genre`` str (cut to 31 bytes like 1.8.9; ``!`` inverts), ``ttl`` int
 0-2 (0: TTL must be equal/less with a route check, 1: less or equal,
 2: any), ``log`` int 0-2. Needs ``-p tcp`` and fingerprints loaded into
 the kernel (nfnl_osf); allowed in PREROUTING, INPUT and FORWARD.
@@ -18,10 +18,10 @@ from bpfilter.frontend.extensions._xtc import (
     by_name,
     must_have,
     parse_uint,
+    put_string,
     require_protocol,
 )
 from bpfilter.frontend.extensions.base import (
-    ExtensionError,
     OptionSpec,
     ParseContext,
     register,
@@ -33,11 +33,7 @@ MAXGENRELEN = 32
 
 
 def _genre(args: Sequence[str], ctx: ParseContext) -> str:
-    if len(args[0].encode()) >= MAXGENRELEN:
-        raise ExtensionError(
-            f'osf: option "--genre" must be no longer than {MAXGENRELEN - 1} characters'
-        )
-    return args[0]
+    return put_string(args[0], MAXGENRELEN)
 
 
 @register

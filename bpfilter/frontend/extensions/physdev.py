@@ -3,13 +3,23 @@
 Values: ``physdev-in``/``physdev-out`` are interface names (str, at most 15
 characters, ``+`` suffix = prefix match); ``physdev-is-in``,
 ``physdev-is-out``, ``physdev-is-bridged`` flags. Every option can be
-negated; at least one is needed. 1.8.9 prints names unquoted.
+negated; at least one is needed. 1.8.9 prints names unquoted. The kernel
+refuses ``--physdev-out``/``--physdev-is-out`` from OUTPUT unless
+``--physdev-is-bridged`` (not negated) is given too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bpfilter.frontend.extensions._xtc import (
+    FORWARD,
+    INPUT,
+    POSTROUTING,
+    PREROUTING,
+    builtin_hooks,
+    check_hook_set,
+)
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -26,7 +36,7 @@ def _iface(args: Sequence[str], ctx: ParseContext) -> str:
     name = args[0]
     if len(name) >= IFNAMSIZ:
         raise ExtensionError(
-            f"interface name `{name}' must be shorter than IFNAMSIZ ({IFNAMSIZ})"
+            f"interface name `{name}' must be shorter than IFNAMSIZ ({IFNAMSIZ - 1})"
         )
     return name
 
@@ -48,4 +58,11 @@ class PhysdevMatch(Extension):
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
         if not options:
             raise ExtensionError("PHYSDEV: no physdev option specified")
+        found = {o.name: o for o in options}
+        bridged = found.get("physdev-is-bridged")
+        if (found.keys() & {"physdev-out", "physdev-is-out"}
+                and (bridged is None or bridged.negated)):
+            # xt_physdev checkentry: the output port of locally generated packets is unknown.
+            check_hook_set(builtin_hooks(ctx), (PREROUTING, INPUT, FORWARD, POSTROUTING),
+                           ctx.family, "physdev (--physdev-out without --physdev-is-bridged)")
         return super().finalize(options, ctx)
