@@ -117,6 +117,14 @@ def create_maps(spec: ProgramSpec) -> list[Map]:
     return made
 
 
+def verifier_log(spec: ProgramSpec, maps: Sequence[Map] = (), log_level: int = 1) -> str:
+    """The verifier's log for ``spec`` (the program is loaded and closed again): for
+    reading why a program is slow to verify ("processed N insns") while developing
+    codegen. log_level 2 also prints every state, 4 only the statistics."""
+    return sc.prog_verifier_log(spec.prog_type, spec.insns, spec.license, spec.name,
+                                spec.expected_attach_type, [m.fd for m in maps], log_level)
+
+
 def _compatible(spec: MapSpec, live: MapSpec) -> bool:
     return (spec.map_type, spec.key_size, spec.value_size) == (
         live.map_type, live.key_size, live.value_size)

@@ -463,8 +463,11 @@ def _prog_load_once(attr: ProgLoadAttr, log_size: int, log_level: int
     attr.log_level, attr.log_size = (log_level, log_size) if log is not None else (0, 0)
     attr.log_buf = _addr(log)
     attr.log_true_size = 0
-    ret = _syscall(SYS_BPF, BPF_PROG_LOAD, ctypes.addressof(attr), ctypes.sizeof(attr))
-    err = ctypes.get_errno() if ret < 0 else 0
+    for _ in range(5):  # like libbpf: EAGAIN from prog load is transient
+        ret = _syscall(SYS_BPF, BPF_PROG_LOAD, ctypes.addressof(attr), ctypes.sizeof(attr))
+        err = ctypes.get_errno() if ret < 0 else 0
+        if err != _errno.EAGAIN:
+            break
     text = log.value.decode(errors="replace") if log is not None else ""
     return (int(ret) if ret >= 0 else -err), text, int(attr.log_true_size)
 

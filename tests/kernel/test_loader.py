@@ -13,7 +13,7 @@ import pytest
 from bpfilter.loader import syscall as sc
 from bpfilter.loader.elf import program_spec_from_elf
 from bpfilter.loader.maps import Map, MapSpec
-from bpfilter.loader.program import Program, ProgramSpec, create_maps
+from bpfilter.loader.program import Program, ProgramSpec, create_maps, verifier_log
 from bpfilter.loader.toolchain import compile_ir
 from tests.kernel_required import kernel  # noqa: F401  (fixture)
 
@@ -233,3 +233,9 @@ def test_global_data_maps() -> None:
     finally:
         for m in maps:
             m.close()
+
+
+def test_verifier_log_of_a_good_program() -> None:
+    with Map.create(VERDICTS) as m:
+        log = verifier_log(xdp_spec(), [m], log_level=4)
+    assert "processed" in log and "insns" in log
