@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from bpfilter.verify.netns import Topology
+from bpfilter.verify.netns import Topology, ip
 from bpfilter.verify.packets import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 from bpfilter.verify.traffic import Capture, Endpoint, exchange
 
@@ -73,11 +73,21 @@ class RouterLab:
         return exchange((self.topo.ns("src"), "s0"), frames, endpoints, **kwargs)
 
 
+# Fixed MACs make twin labs byte-identical, so one list of frames serves both.
+MACS = {("src", "s0"): "02:b5:00:00:00:01", ("dut", "in0"): "02:b5:00:00:01:00",
+        ("dut", "out0"): "02:b5:00:00:02:00", ("sink", "k0"): "02:b5:00:00:02:01",
+        ("dut", "out1"): "02:b5:00:00:03:00", ("sink", "k1"): "02:b5:00:00:03:01"}
+SRC_MAC = MACS["src", "s0"]
+DUT_MAC = MACS["dut", "in0"]
+
+
 def build_router_lab(topo: Topology) -> RouterLab:
     """Create the three namespaces and wire them (see the module docstring)."""
-    topo.veth("src", "s0", "dut", "in0")
-    topo.veth("dut", "out0", "sink", "k0")
-    topo.veth("dut", "out1", "sink", "k1")
+    topo.veth("src", "s0", "dut", "in0", up=False)
+    topo.veth("dut", "out0", "sink", "k0", up=False)
+    topo.veth("dut", "out1", "sink", "k1", up=False)
+    for (role, dev), mac in MACS.items():
+        ip("link", "set", "dev", dev, "address", mac, "up", netns=topo.ns(role))
     for role in ("src", "dut", "sink"):
         for key, value in (("net.ipv4.conf.all.rp_filter", 0),
                            ("net.ipv4.conf.default.rp_filter", 0),
@@ -87,6 +97,9 @@ def build_router_lab(topo: Topology) -> RouterLab:
         topo.sysctl("dut", f"net.ipv4.conf.{dev}.rp_filter", 0)
         topo.sysctl("dut", f"net.ipv4.conf.{dev}.send_redirects", 0)
     topo.sysctl("dut", "net.ipv4.ip_forward", 1)
+    # Lone fragments wait for reassembly; expire them fast so a reused lab never mixes
+    # fragments of one ruleset's packets with the next one's.
+    topo.sysctl("dut", "net.ipv4.ipfrag_time", 2)
     topo.addr("dut", "in0", "100.64.0.1/30")
     topo.addr("dut", "out0", "100.64.0.5/30")
     topo.addr("dut", "out1", "100.64.0.9/30")

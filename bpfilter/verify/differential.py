@@ -1,0 +1,262 @@
+"""Differential runs: the same ruleset and packets in real iptables and in bpfilter.
+
+Two identical router labs ("twins", `bpfilter.verify.router`) get the same
+ruleset — the reference through ``iptables-legacy-restore``, the candidate
+through a `Backend` (``bpfilter-restore --hook H``, or iptables-legacy again
+to check the harness itself) — and byte-identical frames.  For every frame
+we record where it arrived (``input``, ``forward`` or ``lost``) and compare.
+
+A mismatch is then *confirmed* by sending that packet alone to both twins
+again (so a lost frame can never pass for a filtering bug), and explained by
+the reference's own counters: zero them, send the packet alone, and read
+``iptables-legacy-save -c`` — the non-zero lines are the rules it walked.
+`bpfilter verify FILE` and tests/diff share this module.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from bpfilter.verify.netns import Topology
+from bpfilter.verify.packets import PacketSpec, build_frames
+from bpfilter.verify.router import DEFAULT_PROTOCOLS, RouterLab, build_router_lab
+from bpfilter.verify.traffic import Capture
+
+HOOKS = ("xdp", "tc", "nf")
+BPF_FS_MAGIC = 0xCAFE4A11
+COUNTER_LINE = re.compile(r"^\[(\d+):(\d+)\] (.*)$")
+POLICY_LINE = re.compile(r"^:(\S+) (\S+) \[(\d+):(\d+)\]$")
+
+
+class Backend(Protocol):
+    """Something that can put a ruleset into a lab's router."""
+
+    name: str
+
+    def load(self, lab: RouterLab, ruleset_text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class IptablesLegacy:
+    """The reference: the kernel's own iptables (legacy, x_tables) in the router."""
+
+    name = "iptables-legacy"
+
+    def load(self, lab: RouterLab, ruleset_text: str) -> None:
+        lab.topo.exec("dut", ["iptables-legacy-restore"], input=ruleset_text)
+
+    def close(self) -> None:
+        return None
+
+
+def bpfilter_cli_status() -> tuple[bool, str]:
+    """(ok, why): is ``bpfilter-restore`` installed and does it accept ``--hook``?"""
+    exe = shutil.which("bpfilter-restore")
+    if exe is None:
+        return False, "bpfilter-restore is not on PATH"
+    proc = subprocess.run([exe, "--help"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return False, f"bpfilter-restore --help failed: {proc.stderr.strip()[-300:]}"
+    if "--hook" not in proc.stdout:
+        return False, "bpfilter-restore does not accept --hook yet"
+    return True, ""
+
+
+def is_bpffs(path: Path) -> bool:
+    try:
+        return _fs_magic(path) == BPF_FS_MAGIC
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return False
+
+
+def _fs_magic(path: Path) -> int:
+    out = subprocess.run(["stat", "-f", "-c", "%t", str(path)], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    return int(out, 16)
+
+
+class BpfilterCli:
+    """The candidate: ``ip netns exec DUT bpfilter-restore --hook H [--iface IF] FILE``.
+
+    ``run_dir`` becomes BPFILTER_RUN_DIR; its ``bpffs`` is mounted here, from
+    the host's mount namespace, because a bpffs mounted inside ``ip netns exec``
+    disappears with the command (and with it every pinned link).
+    """
+
+    def __init__(self, hook: str, run_dir: Path, ifaces: Sequence[str] = ("in0",)) -> None:
+        if hook not in HOOKS:
+            raise ValueError(f"hook must be one of {HOOKS}")
+        self.hook = hook
+        self.name = f"bpfilter-{hook}"
+        self.run_dir = run_dir
+        self.ifaces = tuple(ifaces)
+        self.bpffs = run_dir / "bpffs"
+        self.bpffs.mkdir(parents=True, exist_ok=True)
+        if not is_bpffs(self.bpffs):
+            subprocess.run(["mount", "-t", "bpf", "bpf", str(self.bpffs)], check=True,
+                           capture_output=True)
+        self._n = 0
+
+    def command(self, path: Path) -> list[str]:
+        cmd = ["bpfilter-restore", "--hook", self.hook]
+        if self.hook in ("xdp", "tc"):
+            for iface in self.ifaces:
+                cmd += ["--iface", iface]
+        return cmd + [str(path)]
+
+    def load(self, lab: RouterLab, ruleset_text: str) -> None:
+        self._n += 1
+        path = self.run_dir / f"ruleset-{self._n}.rules"
+        path.write_text(ruleset_text)
+        lab.topo.exec("dut", self.command(path), env={"BPFILTER_RUN_DIR": str(self.run_dir)})
+
+    def close(self) -> None:
+        subprocess.run(["umount", "-l", str(self.bpffs)], check=False, capture_output=True)
+
+
+@dataclass
+class Twin:
+    """One lab plus the backend that loads rulesets into it."""
+
+    lab: RouterLab
+    backend: Backend
+    loaded: str | None = None
+
+    @classmethod
+    def create(cls, topo: Topology, backend: Backend) -> Twin:
+        return cls(build_router_lab(topo), backend)
+
+    def load(self, ruleset_text: str) -> None:
+        if self.loaded != ruleset_text:
+            self.backend.load(self.lab, ruleset_text)
+            self.loaded = ruleset_text
+
+    def run(self, specs: Sequence[PacketSpec]) -> dict[int, str]:
+        """Send ``specs`` and return tag → "input" | "forward" | "lost"."""
+        frames = frames_of(self.lab, specs)
+        protocols = tuple(sorted({s.proto for s in specs} | set(DEFAULT_PROTOCOLS)))
+        return outcomes(self.lab.send(frames, protocols=protocols), specs)
+
+
+def frames_of(lab: RouterLab, specs: Sequence[PacketSpec]) -> list[bytes]:
+    return [f for s in specs for f in build_frames(s, lab.src_mac, lab.dut_mac)]
+
+
+def outcomes(capture: Capture, specs: Sequence[PacketSpec]) -> dict[int, str]:
+    result = {}
+    for spec in specs:
+        for tag in spec.tags:
+            if tag in capture.tags["input"]:
+                result[tag] = "input"
+            elif tag in capture.tags["forward"]:
+                result[tag] = "forward"
+            else:
+                result[tag] = "lost"
+    return result
+
+
+def reference_walk(twin: Twin, spec: PacketSpec) -> list[str]:
+    """The reference's counters for ``spec`` alone: the rules and policies it went through."""
+    twin.lab.topo.exec("dut", ["iptables-legacy", "-Z"])
+    twin.run([spec])
+    text = twin.lab.topo.exec("dut", ["iptables-legacy-save", "-c"]).stdout
+    walked = []
+    for line in text.splitlines():
+        m = COUNTER_LINE.match(line)
+        if m and int(m.group(1)):
+            walked.append(m.group(3))
+        p = POLICY_LINE.match(line)
+        if p and int(p.group(3)) and p.group(1) in ("INPUT", "FORWARD"):
+            walked.append(f"policy {p.group(1)} {p.group(2)}")
+    return walked
+
+
+@dataclass
+class Mismatch:
+    """One frame whose fate differed between the twins."""
+
+    seed: int
+    spec: PacketSpec
+    tag: int
+    reference: str
+    candidate: str
+    confirmed: bool | None = None
+    walk: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        state = {True: "confirmed", False: "NOT reproduced alone (flaky?)",
+                 None: "unchecked"}[self.confirmed]
+        frame = self.spec.tags.index(self.tag) + 1
+        lines = [f"ruleset seed {self.seed}: tag {self.tag} (frame {frame}/"
+                 f"{len(self.spec.tags)}): iptables → {self.reference}, candidate → "
+                 f"{self.candidate} [{state}]",
+                 f"  packet: {self.spec.describe()}"]
+        lines += [f"  iptables walk: {w}" for w in self.walk] or ["  iptables walk: (none)"]
+        return "\n".join(lines)
+
+
+@dataclass
+class RulesetResult:
+    seed: int
+    ruleset_text: str
+    frames: int
+    mismatches: list[Mismatch]
+    seconds: float
+
+    def report(self, limit: int = 10) -> str:
+        head = (f"ruleset seed {self.seed}: {len(self.mismatches)} mismatching frames of "
+                f"{self.frames}\n--- ruleset ---\n{self.ruleset_text}--- mismatches ---")
+        body = "\n".join(m.report() for m in self.mismatches[:limit])
+        more = len(self.mismatches) - limit
+        return head + "\n" + body + (f"\n... and {more} more" if more > 0 else "")
+
+
+def _alone(spec: PacketSpec, tag: int) -> PacketSpec:
+    """The same packet with a fresh tag and IP id, for a confirmation resend."""
+    return replace(spec, ident=(spec.ident + 0x7777) % 0xFFFF + 1).with_tags(tag)
+
+
+def compare(seed: int, ruleset_text: str, specs: Sequence[PacketSpec], reference: Twin,
+            candidate: Twin, *, ref_outcomes: dict[int, str] | None = None,
+            confirm_limit: int = 10) -> RulesetResult:
+    """Run ``specs`` through both twins (reference outcomes may be given, cached)."""
+    start = time.monotonic()
+    if ref_outcomes is None:
+        reference.load(ruleset_text)
+        ref_outcomes = reference.run(specs)
+    candidate.load(ruleset_text)
+    cand_outcomes = candidate.run(specs)
+    mismatches = [Mismatch(seed, spec, tag, ref_outcomes[tag], cand_outcomes[tag])
+                  for spec in specs for tag in spec.tags
+                  if ref_outcomes[tag] != cand_outcomes[tag]]
+    fresh_tag = max((t for s in specs for t in s.tags), default=0) + 1_000_000
+    checked: set[int] = set()
+    for mm in mismatches[:confirm_limit]:
+        if id(mm.spec) in checked:
+            continue
+        checked.add(id(mm.spec))
+        reference.load(ruleset_text)
+        again = _alone(mm.spec, fresh_tag)
+        fresh_tag += len(again.tags)
+        index = mm.spec.tags.index(mm.tag)
+        ref_again = reference.run([again])[again.tags[index]]
+        cand_again = candidate.run([again])[again.tags[index]]
+        mm.confirmed = ref_again == mm.reference and cand_again == mm.candidate
+        mm.walk = reference_walk(reference, _alone(mm.spec, fresh_tag))
+        fresh_tag += len(again.tags)
+    frames = sum(len(s.tags) for s in specs)
+    return RulesetResult(seed, ruleset_text, frames, mismatches, time.monotonic() - start)
+
+
+def run_reference(reference: Twin, ruleset_text: str, specs: Sequence[PacketSpec]
+                  ) -> dict[int, str]:
+    reference.load(ruleset_text)
+    return reference.run(specs)
