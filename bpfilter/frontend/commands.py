@@ -31,6 +31,7 @@ from bpfilter.frontend.getopt import (
     UNKNOWN,
     GetOpt,
     LongOpt,
+    LongTable,
     parse_optstring,
 )
 from bpfilter.frontend.netparse import (
@@ -56,7 +57,7 @@ SHORTS = parse_optstring(OPTSTRING)
 XT_EXTENSION_MAXNAMELEN = 29
 
 _R, _O = REQUIRED_ARGUMENT, OPTIONAL_ARGUMENT
-ORIGINAL_OPTS: tuple[LongOpt, ...] = tuple(LongOpt(n, a, v) for n, a, v in (
+ORIGINAL_OPTS: LongTable = LongTable.build(tuple(LongOpt(n, a, v) for n, a, v in (
     ("append", _R, "A"), ("delete", _R, "D"), ("check", _R, "C"), ("insert", _R, "I"),
     ("replace", _R, "R"), ("list", _O, "L"), ("list-rules", _O, "S"), ("flush", _O, "F"),
     ("zero", _O, "Z"), ("new-chain", _R, "N"), ("delete-chain", _O, "X"),
@@ -68,7 +69,7 @@ ORIGINAL_OPTS: tuple[LongOpt, ...] = tuple(LongOpt(n, a, v) for n, a, v in (
     ("fragments", NO_ARGUMENT, "f"), ("version", NO_ARGUMENT, "V"), ("help", _O, "h"),
     ("line-numbers", NO_ARGUMENT, "0"), ("modprobe", _R, "M"), ("set-counters", _R, "c"),
     ("goto", _R, "g"), ("ipv4", NO_ARGUMENT, "4"), ("ipv6", NO_ARGUMENT, "6"),
-))
+)))
 
 # Generic options that accept '!' (inverse_for_options).
 INVERTIBLE = frozenset("sdpiof")
@@ -123,13 +124,18 @@ class _Loaded:
     longopts: tuple[LongOpt, ...] = ()
 
 
+_TEMPLATES: dict[int, tuple[tuple[str, int, OptionSpec], ...]] = {}
+
+
 def _ext_longopts(entry: _Loaded) -> tuple[LongOpt, ...]:
-    out = []
-    for spec in entry.ext.options:
-        has = REQUIRED_ARGUMENT if spec.takes_argument else NO_ARGUMENT
-        for n in (spec.name, *spec.aliases):
-            out.append(LongOpt(n, has, (id(entry), spec)))
-    return tuple(out)
+    """The extension's options as getopt entries whose val routes to this instance."""
+    tpl = _TEMPLATES.get(id(entry.ext))
+    if tpl is None:
+        tpl = tuple((n, REQUIRED_ARGUMENT if spec.takes_argument else NO_ARGUMENT, spec)
+                    for spec in entry.ext.options for n in (spec.name, *spec.aliases))
+        _TEMPLATES[id(entry.ext)] = tpl
+    key = id(entry)
+    return tuple(LongOpt(n, has, (key, spec)) for n, has, spec in tpl)
 
 
 def _err(msg: str) -> ExtensionError:
@@ -205,16 +211,13 @@ def parse_command(
     goto = False
     proto_name: str | None = None
     proto_used = False
-    longopts: tuple[LongOpt, ...] = ORIGINAL_OPTS
+    longopts: LongTable = ORIGINAL_OPTS
     entries: dict[int, _Loaded] = {}
 
-    def relist() -> tuple[LongOpt, ...]:
+    def relist() -> LongTable:
         # newest extension first, after the original options (xtables_merge_options)
         loaded = sorted(entries.values(), key=lambda e: -order[id(e)])
-        out = list(ORIGINAL_OPTS)
-        for e in loaded:
-            out.extend(e.longopts)
-        return tuple(out)
+        return LongTable.build([lo for e in loaded for lo in e.longopts], ORIGINAL_OPTS)
 
     order: dict[int, int] = {}
 
@@ -506,6 +509,11 @@ def _ext_option(entry: _Loaded, ospec: OptionSpec, optarg: str | None, invert: b
     if not ospec.multi and any(o.name == ospec.name for o in entry.options):
         raise _err(f'{ext.name}: option "--{ospec.name}" can only be used once.')
     value: object = True
+    if getattr(ospec, "optional_arg", False) and ospec.parse is not None:
+        # (H3) libxt_rateest takes the next word unless it starts with '-' or '!'.
+        opt_args = [g.argv[_bump(g)]] if _has_arg(g) else []
+        entry.options.append(Option(ospec.name, ospec.parse(opt_args, ctx), invert))
+        return
     if ospec.parse is not None:
         args = [optarg if optarg is not None else ""]
         for _ in range(ospec.nargs - 1):
@@ -534,6 +542,14 @@ def _expand(spec: RuleSpec, matches: list[Match], target: Target | None, family:
         counters=spec.counters,
         location=location,
     )
+    if len(srcs) == 1 and len(dsts) == 1:
+        s0, d0 = srcs[0], dsts[0]
+        return [Rule(
+            src=Negatable(s0, "s" in spec.inv) if s0 is not None else None,
+            dst=Negatable(d0, "d" in spec.inv) if d0 is not None else None,
+            in_iface=base.in_iface, out_iface=base.out_iface, protocol=base.protocol,
+            fragment=base.fragment, matches=base.matches, target=target,
+            counters=spec.counters, location=location)]
     out = []
     for s in srcs:
         for d in dsts:

@@ -13,7 +13,7 @@ options.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 NON_OPTION = 1
 MISSING = ":"
@@ -22,11 +22,28 @@ UNKNOWN = "?"
 NO_ARGUMENT, REQUIRED_ARGUMENT, OPTIONAL_ARGUMENT = 0, 1, 2
 
 
-@dataclass(frozen=True)
-class LongOpt:
+class LongOpt(NamedTuple):
+    """One entry of getopt_long's ``struct option`` table."""
+
     name: str
     has_arg: int
     val: Hashable
+
+
+class LongTable(tuple):
+    """A long-option table with its exact-name index (first entry of a name wins)."""
+
+    exact: dict[str, LongOpt]
+
+    @classmethod
+    def build(cls, opts: Sequence[LongOpt], base: LongTable | None = None) -> LongTable:
+        """``base`` entries first (their index is reused), then ``opts``."""
+        table = cls((*(base or ()), *opts))
+        exact = dict(base.exact) if base is not None else {}
+        for lo in opts:
+            exact.setdefault(lo.name, lo)
+        table.exact = exact
+        return table
 
 
 def parse_optstring(optstring: str) -> dict[str, int]:
@@ -53,6 +70,8 @@ class GetOpt:
         self.optind = 0
         self.optarg: str | None = None
         self._cluster = ""  # rest of a short-option cluster being scanned
+        self._table: Sequence[LongOpt] | None = None
+        self._exact: dict[str, LongOpt] = {}
 
     def next(self, longopts: Sequence[LongOpt]) -> Hashable | None:
         """The next option code (short char, long ``val``, 1, ':' or '?'), None at the end."""
@@ -93,11 +112,15 @@ class GetOpt:
 
     def _long(self, body: str, longopts: Sequence[LongOpt]) -> Hashable:
         name, eq, value = body.partition("=")
-        found: LongOpt | None = None
-        for lo in longopts:
-            if lo.name == name:
-                found = lo
-                break
+        if isinstance(longopts, LongTable):
+            found = longopts.exact.get(name)
+        else:
+            if self._table is not longopts:
+                self._table = longopts
+                self._exact = {}
+                for lo in longopts:
+                    self._exact.setdefault(lo.name, lo)
+            found = self._exact.get(name)
         if found is None:
             for lo in longopts:
                 if lo.name.startswith(name):

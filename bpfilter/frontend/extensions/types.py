@@ -115,6 +115,9 @@ def strtoui_prefix(s: str, lo: int = 0, hi: int = UINT32_MAX, base: int = 0) -> 
 
 def try_number(s: str, lo: int = 0, hi: int = UINT32_MAX, base: int = 0) -> int | None:
     """xtables_strtoui without ``end``: the whole string must be the number."""
+    if base in (0, 10) and s.isascii() and s.isdigit() and (s[0] != "0" or len(s) == 1):
+        v = int(s)  # fast path: plain decimal
+        return v if lo <= v and (hi == 0 or v <= hi) else None
     try:
         v, rest = strtoui_prefix(s, lo, hi, base)
     except ValueError:
