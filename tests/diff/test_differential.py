@@ -67,3 +67,32 @@ def test_bpfilter_matches_iptables(reference, candidates, hook: str, diff_seed: 
     require_bpfilter_cli()
     twin = candidates(hook, lambda run_dir: BpfilterCli(hook, run_dir))
     _check(diff_seed, reference, twin, f"bpfilter --hook {hook}")
+
+
+class PolicyFlipped(IptablesLegacy):
+    """A deliberately wrong candidate: iptables with the INPUT policy inverted."""
+
+    name = "iptables-legacy (INPUT policy flipped)"
+
+    def load(self, lab, ruleset_text: str) -> None:  # noqa: ANN001
+        policy = ":INPUT ACCEPT" if ":INPUT DROP" in ruleset_text else ":INPUT DROP"
+        flipped = ruleset_text.replace(":INPUT ACCEPT", ":INPUT X").replace(
+            ":INPUT DROP", ":INPUT X").replace(":INPUT X", policy)
+        super().load(lab, flipped)
+
+
+def test_harness_catches_a_wrong_candidate(reference, candidates) -> None:
+    """The harness must see a difference when there is one, and explain it."""
+    from tests.diff.harness import SEEDS
+
+    twin = candidates("mutant", lambda run_dir: PolicyFlipped())
+    seed = SEEDS[0]
+    ruleset, specs = case(seed)
+    result = compare(seed, ruleset.text(), specs, reference.twin, twin,
+                     ref_outcomes=reference.outcomes_for(seed))
+    assert result.mismatches
+    first = result.mismatches[0]
+    assert first.confirmed is True
+    assert {first.reference, first.candidate} == {"input", "lost"}
+    assert any(w.startswith("policy INPUT") for w in first.walk), first.report()
+    assert "iptables walk: policy INPUT" in result.report()
