@@ -192,7 +192,7 @@ class RulesetGenerator:
         self.max_rules = max_rules
 
     # anchors: a few addresses/ports per ruleset, so rules overlap and packets hit them
-    def _anchors(self) -> dict[str, list[int]]:
+    def anchors(self) -> dict[str, list[int]]:
         rng = self.rng
 
         def pick(lo: str, hi: str, ok) -> int:
@@ -315,7 +315,7 @@ class RulesetGenerator:
 
     def generate(self) -> GenRuleset:
         rng = self.rng
-        anchors = self._anchors()
+        anchors = self.anchors()
         users = [f"U{i}" for i in range(rng.choice((0, 1, 2, 3, 4)))]
         policies = {c: rng.choice(("ACCEPT", "DROP")) for c in BUILTINS}
         n_rules = rng.randint(self.min_rules, self.max_rules)
