@@ -1,8 +1,8 @@
 """Command line: ``bpfilter print``, ``bpfilter-restore`` / ``bpfilter6-restore``, save.
 
 The restore front ends take iptables-restore's flags (``-c -v -t -n -w [secs]
--W usecs -T table -M cmd -V -h [file]``). Only ``--test`` (parse and check)
-is wired here; loading goes through ``load_hook`` which the pipeline sets.
+-W usecs -T table -M cmd -V -h [file]``) plus bpfilter's ``--hook`` and
+``--iface``; loading goes through ``bpfilter.pipeline``.
 Errors print like iptables-restore 1.8.9:
 ``iptables-restore v1.8.9 (bpfilter): <why>`` + ``Error occurred at line: N``.
 """
@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from bpfilter import pipeline
 from bpfilter.frontend.errors import RestoreError
 from bpfilter.frontend.parser import parse_restore
 from bpfilter.frontend.printer import print_ruleset
-from bpfilter.ir import Family, Ruleset
+from bpfilter.ir import Family
+from bpfilter.plan import HOOKS, Plan, plan_ruleset
 
 VERSION = "1.8.9 (bpfilter)"
 
-# Set by the pipeline: load(ruleset, args) -> exit code. None: only --test works.
-load_hook: Callable[[Ruleset, argparse.Namespace], int] | None = None
 
 
 def _read(path: str | None) -> tuple[str, str]:
@@ -52,7 +52,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("file", nargs="?", help="iptables-save text (default: stdin)")
     p.add_argument("-6", dest="v6", action="store_true", help="IPv6 (ip6tables) ruleset")
     p.add_argument("-c", "--counters", action="store_true", help="keep and print counters")
+    p = sub.add_parser("plan", help="where each rule runs (BPF hook or netfilter) and why")
+    p.add_argument("file", nargs="?", help="iptables-save text (default: stdin)")
+    p.add_argument("-6", dest="v6", action="store_true", help="IPv6 (ip6tables) ruleset")
+    p.add_argument("--hook", default="auto", choices=HOOKS)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    for name, text in (("status", "what is attached where"),
+                       ("flush", "remove everything bpfilter attached and pinned")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("-6", dest="v6", action="store_true", help="IPv6")
     args = ap.parse_args(argv)
+    family = Family.IPV6 if getattr(args, "v6", False) else Family.IPV4
+    if args.cmd == "status":
+        print(pipeline.status(family))
+        return 0
+    if args.cmd == "flush":
+        print(f"removed {pipeline.flush(family)} attachments")
+        return 0
+    if args.cmd == "plan":
+        text, name = _read(args.file)
+        try:
+            rs = parse_restore(text, family=family, filename=name)
+        except RestoreError as e:
+            print(format_error("bpfilter plan", e), file=sys.stderr)
+            return 1
+        plan = plan_ruleset(rs, args.hook)
+        print(plan.to_json() if args.json else _plan_text(plan))
+        return 0
     if args.cmd == "print":
         text, name = _read(args.file)
         prog = "ip6tables-restore" if args.v6 else "iptables-restore"
@@ -65,6 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(print_ruleset(rs, counters=args.counters))
         return 0
     return 2
+
+
+def _plan_text(plan: Plan) -> str:
+    rows = [f"{r.table}/{r.chain} #{r.rule} (line {r.line}): {r.placement}"
+            + (f" at {r.hook}" if r.hook else "") + f" — {r.reason}" for r in plan.rules]
+    return "\n".join([*rows, plan.summary()])
 
 
 def restore_parser(prog: str) -> argparse.ArgumentParser:
@@ -80,6 +112,10 @@ def restore_parser(prog: str) -> argparse.ArgumentParser:
     ap.add_argument("-W", "--wait-interval", type=int, default=None)
     ap.add_argument("-M", "--modprobe")
     ap.add_argument("-T", "--table")
+    ap.add_argument("--hook", default="auto", choices=HOOKS,
+                    help="where the filter table runs (auto: fastest exact hook)")
+    ap.add_argument("--iface", action="append", default=[],
+                    help="interface for xdp/tc (repeatable; default: all but lo)")
     ap.add_argument("file", nargs="?")
     return ap
 
@@ -112,21 +148,32 @@ def _restore(argv: Sequence[str] | None, family: Family, prog: str) -> int:
     except OSError as e:
         print(f"Can't open {args.file}: {e.strerror}", file=sys.stderr)
         return 1
-    base = None
-    if args.noflush and load_hook is not None:
-        base = getattr(load_hook, "current", lambda fam: None)(family)
+    if args.test:
+        try:
+            parse_restore(text, family=family, filename=name, noflush=args.noflush,
+                          table_filter=args.table, counters=args.counters)
+        except RestoreError as e:
+            print(format_error(prog, e), file=sys.stderr)
+            return 2 if e.kind == "param" else 1
+        return 0
+    req = pipeline.RestoreRequest(
+        text, family, name, hook=args.hook, ifaces=tuple(args.iface), counters=args.counters,
+        noflush=args.noflush, table=args.table,
+        wait=None if args.wait == -1 else float(args.wait))
     try:
-        rs = parse_restore(text, family=family, filename=name, noflush=args.noflush,
-                           base=base, table_filter=args.table, counters=args.counters)
+        result = pipeline.restore(req)
     except RestoreError as e:
         print(format_error(prog, e), file=sys.stderr)
         return 2 if e.kind == "param" else 1
-    if args.test:
-        return 0
-    if load_hook is None:
-        print(f"{prog}: loading is not implemented yet (use --test)", file=sys.stderr)
+    except pipeline.LockBusy as e:
+        print(e, file=sys.stderr)
+        return 4
+    except (pipeline.PipelineError, OSError, ValueError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
         return 1
-    return load_hook(rs, args)
+    if args.verbose and result.plan is not None:
+        print(f"{prog}: {result.plan.summary()}", file=sys.stderr)
+    return 0
 
 
 def restore_main(argv: Sequence[str] | None = None) -> int:
@@ -139,15 +186,26 @@ def restore6_main(argv: Sequence[str] | None = None) -> int:
     return _restore(argv, Family.IPV6, "bpfilter6-restore")
 
 
+def _save(argv: Sequence[str] | None, family: Family, prog: str) -> int:
+    ap = argparse.ArgumentParser(prog=prog, description="print what bpfilter has loaded")
+    ap.add_argument("-c", "--counters", action="store_true", help="print rule counters")
+    ap.add_argument("-t", "--table", help="only this table")
+    args = ap.parse_args(argv)
+    try:
+        sys.stdout.write(pipeline.save(family, counters=args.counters, table=args.table))
+    except (OSError, RestoreError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def save_main(argv: Sequence[str] | None = None) -> int:
-    """``bpfilter-save``: not wired yet (the pipeline owns the loaded state)."""
-    print("bpfilter-save: not implemented yet", file=sys.stderr)
-    return 1
+    """``bpfilter-save``: iptables-save of what is loaded, kernel counters included."""
+    return _save(argv, Family.IPV4, "bpfilter-save")
 
 
 def save6_main(argv: Sequence[str] | None = None) -> int:
-    print("bpfilter6-save: not implemented yet", file=sys.stderr)
-    return 1
+    return _save(argv, Family.IPV6, "bpfilter6-save")
 
 
 if __name__ == "__main__":

@@ -17,18 +17,65 @@ the inode of /proc/self/ns/net, which names the network namespace.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bpfilter.ir import Family
+from bpfilter.loader.bpffs import ensure_bpffs, is_bpffs
 
 DEFAULT_RUN_DIR = "/run/bpfilter"
 
 
 def run_dir() -> Path:
-    return Path(os.environ.get("BPFILTER_RUN_DIR", DEFAULT_RUN_DIR))
+    return Path(os.environ.get("BPFILTER_RUN_DIR", DEFAULT_RUN_DIR)).absolute()
+
+
+def _mount_ns(pid: int | str) -> int:
+    return os.stat(f"/proc/{pid}/ns/mnt").st_ino
+
+
+def _outer_mount_ns_pid() -> int | None:
+    """Nearest ancestor in another mount namespace (the shell that ran `ip netns exec`)."""
+    mine = _mount_ns("self")
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            if _mount_ns(pid) != mine:
+                return pid
+            with open(f"/proc/{pid}/status") as fh:
+                pid = next(int(line.split()[1]) for line in fh if line.startswith("PPid:"))
+        except (OSError, StopIteration):
+            return None
+    return None
+
+
+def shared_bpffs(path: Path) -> Path:
+    """A bpffs at `path` that outlives this command; returns the path to pin through.
+
+    `ip netns exec` gives each command a private copy of the mount table: a bpffs
+    mounted there vanishes with the command. A bpffs already mounted before the
+    command is shared and used as is; otherwise it is mounted in the mount
+    namespace of the process that ran us and reached through /proc/PID/root.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    if is_bpffs(path):
+        return path
+    outer = _outer_mount_ns_pid()
+    if outer is None:
+        ensure_bpffs(path)
+        return path
+    view = Path(f"/proc/{outer}/root") / path.relative_to("/")
+    if not is_bpffs(view):
+        proc = subprocess.run(["nsenter", "-t", str(outer), "-m", "--", "mount", "-t", "bpf",
+                               "bpf", str(path)], capture_output=True, text=True)
+        if proc.returncode != 0 or not is_bpffs(view):
+            raise OSError(f"mount bpffs at {path} outside this mount namespace: "
+                          f"{proc.stderr.strip() or 'not a bpffs after mount'}")
+    return view
 
 
 def netns_id() -> str:
@@ -47,7 +94,7 @@ class LinkRecord:
     kind: str  # "xdp" | "tc" | "nf"
     hook: str  # "ingress"/"egress" for xdp/tc, chain name for nf
     iface: str | None
-    pin: str
+    pin: str  # relative to StateStore.pin_dir
 
 
 @dataclass
@@ -58,7 +105,7 @@ class ProgramRecord:
     flavor: str
     hook: str
     chains: list[str]
-    counters_pin: str
+    counters_pin: str  # relative to StateStore.pin_dir
     counter_slots: list[tuple[str, int | None]]  # (chain, rule number or None = policy)
     links: list[LinkRecord] = field(default_factory=list)
 
@@ -96,13 +143,14 @@ class StateStore:
         self.root = root or run_dir()
         self.ns = netns_id()
 
-    @property
-    def bpffs_root(self) -> Path:
-        return self.root / "bpffs"
-
-    @property
+    @functools.cached_property
     def pin_dir(self) -> Path:
-        return self.bpffs_root / self.ns / family_name(self.family)
+        """This namespace's and family's directory in the shared bpffs (made on demand)."""
+        return shared_bpffs(self.root / "bpffs") / self.ns / family_name(self.family)
+
+    def pin_path(self, relative: str) -> Path:
+        """Records keep pins relative to pin_dir: the path to reach it may differ per run."""
+        return self.pin_dir / relative
 
     @property
     def state_file(self) -> Path:
