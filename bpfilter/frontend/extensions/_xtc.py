@@ -12,12 +12,13 @@ The module name starts with ``_`` so the extension loader skips it.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from bpfilter.frontend.extensions.base import Extension, ExtensionError, ParseContext
-from bpfilter.frontend.extensions.types import UINT16_MAX, NumRange, service_to_port, strtoul
+from bpfilter.frontend.extensions.types import UINT16_MAX, NumRange, strtoul
 from bpfilter.ir import BUILTIN_CHAINS, Family, IPAddress, Option
 
 # Netfilter hooks named like the built-in chains (the kernel checks hooks, not chain names).
@@ -79,13 +80,20 @@ def parse_range_rc(text: str, lmax: int, ext: str, opt: str) -> NumRange:
 
 
 def getportbyname(name: str) -> int | None:
-    """xtables_getportbyname: decimal (truncated to 16 bits, as getaddrinfo does) or a service."""
-    if name.isdigit():
-        return int(name) & UINT16_MAX
-    for proto in ("tcp", "udp", "sctp", "dccp"):
-        p = service_to_port(name, proto)
-        if p is not None:
-            return p
+    """xtables_getportbyname: glibc getaddrinfo's service lookup, as iptables calls it.
+
+    That is a decimal number (leading blanks and '+' allowed, truncated to
+    16 bits) or a service name from /etc/services.
+    """
+    if not name:
+        return None
+    try:
+        infos = socket.getaddrinfo(None, name)
+    except (socket.gaierror, UnicodeError):
+        return None
+    for family, _, _, _, addr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6):
+            return int(addr[1])
     return None
 
 
@@ -333,3 +341,38 @@ def put_string(text: str, size: int) -> str:
     """xtables' XTTYPE_STRING with XTOPT_PUT: silently cut to ``size - 1`` bytes."""
     raw = text.encode("utf-8", "surrogateescape")
     return raw[: size - 1].decode("utf-8", "surrogateescape")
+
+
+ULONG_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+def c_strtoul(s: str, base: int = 0) -> tuple[int, str, bool] | None:
+    """glibc strtoul(3): (value, rest, overflowed) or None when no digits were read.
+
+    Unlike libxtables' wrappers it accepts a sign ("-1" wraps to ULONG_MAX)
+    and saturates at ULONG_MAX on overflow, which some extensions rely on.
+    """
+    i, n = 0, len(s)
+    while i < n and s[i] in " \t\n\v\f\r":
+        i += 1
+    neg = False
+    if i < n and s[i] in "+-":
+        neg = s[i] == "-"
+        i += 1
+    b = base
+    if b in (0, 16) and s[i:i + 2].lower() == "0x" and i + 2 < n and s[i + 2] in _HEXDIGITS:
+        b, i = 16, i + 2
+    elif b == 0:
+        b = 8 if s[i:i + 1] == "0" else 10
+    start, val = i, 0
+    while i < n and s[i].isascii() and s[i].isalnum() and int(s[i], 36) < b:
+        val = val * b + int(s[i], 36)
+        i += 1
+    if i == start:
+        return None
+    if val > ULONG_MAX:
+        return ULONG_MAX, s[i:], True
+    return ((-val) & ULONG_MAX if neg else val), s[i:], False
+
+
+_HEXDIGITS = frozenset("0123456789abcdefABCDEF")

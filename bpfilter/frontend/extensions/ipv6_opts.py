@@ -8,14 +8,14 @@ as the kernel does). Option type 0 (Pad1) has no length.
 
 from __future__ import annotations
 
-from bpfilter.frontend.extensions._xtc import parse_uint
+from bpfilter.frontend.extensions._xtc import c_strtoul, parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
     OptionSpec,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT32_MAX, strtoul
+from bpfilter.frontend.extensions.types import UINT32_MAX
 from bpfilter.ir import Family, Option
 
 OPTSNR = 16
@@ -24,12 +24,16 @@ OptList = tuple[tuple[int, int | None], ...]
 
 
 def _num(ext: str, s: str, what: str) -> int:
-    res = strtoul(s)
+    """libip6t_hbh/dst parse_opts_num: C strtoul with its overflow check."""
+    res = c_strtoul(s)
     if res is None:
         raise ExtensionError(f"{ext}: no valid digits in {what} `{s}'")
-    if res[1] != "":
+    value, rest, overflow = res
+    if overflow:
+        raise ExtensionError(f"{what} `{s}' specified too big: would overflow")
+    if rest != "":
         raise ExtensionError(f"{ext}: error parsing {what} `{s}'")
-    return res[0]
+    return value
 
 
 def parse_opts(ext: str, text: str) -> OptList:

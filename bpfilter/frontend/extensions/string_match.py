@@ -39,35 +39,42 @@ def parse_string(args: Sequence[str], ctx: ParseContext) -> bytes:
 
 
 def parse_hex_string(args: Sequence[str], ctx: ParseContext) -> bytes:
-    """libxt_string parse_hex_string: text with ``|hex bytes|`` blocks and ``\\`` literals."""
+    """libxt_string parse_hex_string, step for step (a ``|`` falls through to the next byte).
+
+    Text with ``|hex bytes|`` blocks and ``\\`` literals outside them.
+    """
     text = args[0]
     s = text.encode("utf-8", "surrogateescape")
-    if not s:
+    n = len(s)
+    if n == 0:
         raise ExtensionError("STRING must contain at least one char")
     out = bytearray()
-    i, hex_f, n = 0, False, len(s)
+    i, hex_f, literal_f = 0, False, False
     while i < n:
         if len(out) >= MAX_PATTERN:
             raise _too_long(text)
-        c = chr(s[i])
-        if c == "\\" and not hex_f:
-            if i + 1 >= n:
-                raise ExtensionError("Bad literal placement at end of string")
-            out.append(s[i + 1])
-            i += 2
-            continue
-        if c == "\\":
+        c = s[i]
+        if c == 0x5C and not hex_f:  # backslash
+            literal_f = True
+        elif c == 0x5C:
             raise ExtensionError("Cannot include literals in hex data")
-        if c == "|":
-            hex_f = not hex_f
+        elif c == 0x7C:  # '|'
             if hex_f:
+                hex_f = False
+            else:
+                hex_f = True
                 while i + 1 < n and s[i + 1] == 0x20:
                     i += 1
             if i + 1 >= n:
                 break
             i += 1
-            continue
-        if hex_f:
+        if literal_f:
+            if i + 1 >= n:
+                raise ExtensionError("Bad literal placement at end of string")
+            out.append(s[i + 1])
+            i += 2
+            literal_f = False
+        elif hex_f:
             if i + 1 >= n:
                 raise ExtensionError("Odd number of hex digits")
             if i + 2 >= n:
@@ -120,6 +127,8 @@ class StringMatch(Extension):
         pattern = found.get("string") or found.get("hex-string")
         if pattern is None:
             raise ExtensionError("STRING match: You must specify `--string' or `--hex-string'")
+        if not pattern.value:
+            raise ExtensionError("string: empty pattern (kernel: Invalid argument)")
         algo = must_have(found, "algo", "string")
         if algo.value not in ALGOS:
             raise ExtensionError(f"string: unknown text search algorithm `{algo.value}' "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from bpfilter.frontend.extensions._xtc import c_strtoul
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -38,8 +39,8 @@ _EPOCH = dt.date(1970, 1, 1).toordinal()
 
 def _c_strtoul10(s: str) -> tuple[int, str]:
     """C strtoul(s, &end, 10): no digits gives 0 and leaves ``s`` unconsumed."""
-    res = strtoul(s, 10)
-    return res if res is not None else (0, s)
+    res = c_strtoul(s, 10)
+    return (res[0], res[1]) if res is not None else (0, s)
 
 
 def _date_error(s: str) -> ExtensionError:
