@@ -211,6 +211,7 @@ def parse_command(
     goto = False
     proto_name: str | None = None
     proto_used = False
+    early = False
     longopts: LongTable = ORIGINAL_OPTS
     entries: dict[int, _Loaded] = {}
 
@@ -409,13 +410,18 @@ def parse_command(
         elif c in "nx0":
             set_option(c)
         elif c == "v":
+            if invert:
+                raise _err("cannot have ! before -v")
             opts.add("v")
-        elif c == "4":
-            if family is Family.IPV6:
-                return None
-        elif c == "6":
-            if family is Family.IPV4:
-                return None
+        elif c in "46":
+            if (c == "4") == (family is Family.IPV6):
+                # 1.8.9: do_parse returns at the other family's flag; the command
+                # collected so far still runs, without the final checks and with no
+                # address list parsed, so rule commands add/check nothing.
+                if cmd is None:
+                    return None
+                early = True
+                break
         elif c in "hV":
             return None
         elif c == "M":
@@ -427,6 +433,11 @@ def parse_command(
     if table == "nat" and (policy == "DROP" or jumpto == "DROP"):
         raise _err('\nThe "nat" table is not intended for filtering, '
                    "the use of DROP is therefore inhibited.\n")
+    if early and cmd[0] in RULE_COMMANDS and cmd != "Dn":
+        if jumpto is not None and target is None and not chain_exists(jumpto) and not goto:
+            raise _err(f"Couldn't load target `{jumpto}':No such file or directory\n")
+        if op_is_noop_after_early(cmd, family, spec):
+            return None
     context = ctx()
     final_matches: list[Match] = []
     for entry in matches:
@@ -438,16 +449,16 @@ def parse_command(
             tgt = Target(jumpto or "")
         else:
             tgt = Target(target.ext.name, target.ext.finalize(tuple(target.options), context))
-    if g.optind < len(argv):
+    if g.optind < len(argv) and not early:
         raise _err("unknown arguments found on commandline")
     if cmd is None:
         raise _err("no command specified")
-    if invert:
+    if invert and not early:
         raise _err("nothing appropriate following !")
     if (spec.src and "," in spec.src or spec.dst and "," in spec.dst) and \
             spec.inv & {"s", "d"}:
         raise _err("! not allowed with multiple source or destination IP addresses")
-    illegal = _ILLEGAL.get(cmd, "")
+    illegal = _ILLEGAL.get(cmd, "") if not early else ""
     for i, letter in enumerate(_OPT_COLS):
         if letter in opts and i < len(illegal) and illegal[i] == "x":
             raise _err(f"Illegal option `-{letter}' with this command")
@@ -478,6 +489,11 @@ def parse_command(
 _CMD_LONG = {"A": "append", "C": "check", "D": "delete", "R": "replace", "I": "insert",
              "L": "list", "S": "list-rules", "F": "flush", "Z": "zero", "N": "new-chain",
              "X": "delete-chain", "E": "rename-chain", "P": "policy"}
+
+
+def op_is_noop_after_early(cmd: str, family: Family, spec: RuleSpec) -> bool:
+    """After an early return at -4/-6 no address list exists: 1.8.9 adds nothing."""
+    return True
 
 
 def _bump(g: GetOpt) -> int:

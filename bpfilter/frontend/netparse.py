@@ -163,12 +163,11 @@ def format_interface(name: str) -> str | None:
 
 
 def ntop6(addr: ipaddress.IPv6Address) -> str:
-    """glibc inet_ntop(AF_INET6): like Python's, but IPv4 tails for ::a.b.c.d and ::ffff:a.b.c.d."""
+    """glibc 2.36 inet_ntop(AF_INET6): like Python's, but with an IPv4 tail for
+    ::ffff:a.b.c.d and for ::a.b.c.d when the 7th group is non-zero."""
     packed = addr.packed
     words = [int.from_bytes(packed[i : i + 2], "big") for i in range(0, 16, 2)]
-    if words[:5] == [0] * 5 and (
-        (words[5] == 0 and (words[6] != 0 or words[7] > 1)) or words[5] == 0xFFFF
-    ):
+    if words[:5] == [0] * 5 and ((words[5] == 0 and words[6] != 0) or words[5] == 0xFFFF):
         v4 = ".".join(str(b) for b in packed[12:])
         return ("::ffff:" if words[5] == 0xFFFF else "::") + v4
     return str(ipaddress.IPv6Address(packed))

@@ -319,6 +319,8 @@ class _Restore:
             for c in [self._chain(t, cmd.chain)] if cmd.chain else list(t.chains.values()):
                 c.rules.clear()
         elif op == "Z":
+            if cmd.rulenum and cmd.rulenum > len(self._chain(t, cmd.chain or "").rules):
+                raise _Fail("Index of counter too big")
             for c in [self._chain(t, cmd.chain)] if cmd.chain else list(t.chains.values()):
                 c.counters = Counters()
                 c.rules[:] = [r.with_(counters=Counters()) if r.counters else r
@@ -382,7 +384,16 @@ class _Restore:
 
 
 def _rule_key(r: Rule) -> Rule:
-    return r.with_(counters=None)
+    """What libiptc compares for -D/-C: the entry without counters; '-p all' and an
+    address with an empty mask are the same bytes as leaving them out."""
+    changes: dict[str, object] = {"counters": None}
+    if r.protocol is not None and r.protocol.value == 0 and not r.protocol.negated:
+        changes["protocol"] = None
+    for f in ("src", "dst"):
+        v = getattr(r, f)
+        if v is not None and not v.negated and int(v.value.mask) == 0:
+            changes[f] = None
+    return r.with_(**changes)
 
 
 def is_chain_jump(target: Target | None, family: Family | None = None) -> bool:
