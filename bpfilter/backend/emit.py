@@ -17,7 +17,7 @@ from bpfilter.backend.flavors import Flavor, Needs
 from bpfilter.backend.gen import I32, I64, PTR, BPF_FUNC_map_lookup_elem, Gen
 from bpfilter.backend.matchers import RuleCtx, matcher
 from bpfilter.backend.matchers.generic import emit_generic
-from bpfilter.backend.packet import Packet
+from bpfilter.backend.packet import Packet, PacketView
 from bpfilter.backend.plan import TablePlan
 from bpfilter.ir import STANDARD_VERDICTS
 
@@ -31,6 +31,7 @@ class ProgramEmitter:
         self.plan = plan
         self.flavor = flavor
         self.needs = needs
+        self._tot_len: ir.Value | None = None
 
     def build(self, prog_name: str, chains: tuple[str, ...]) -> ir.Module:
         module = ir.Module(name=prog_name)
@@ -39,15 +40,34 @@ class ProgramEmitter:
         func.section = self.flavor.section
         func.attributes.add("nounwind")
         g = self.g = Gen(module, func)
+        self._pending_counts: list[tuple[ir.Block, ir.Block]] = []
         self.key = g.stack(8, "slot", zero=False)
         cur = g.b.block
         self.accept = self._ret_block("accept", self.flavor.accept)
         self.drop = self._ret_block("drop", self.flavor.drop)
         self.hotdrop = self._ret_block("hotdrop", self.flavor.drop)
         self.pass_ = self._ret_block("pass", self.flavor.accept)
+        # Terminal rules store their slot and jump here: one counting sequence per
+        # verdict instead of one per rule keeps the program (and its jumps) short.
+        self.count_accept = self._count_block("count_accept", self.accept)
+        self.count_drop = self._count_block("count_drop", self.drop)
         g.at(cur)
         self.flavor.emit_prologue(g, self.needs, chains, self._emit_builtin, self.pass_)
+        for blk, then in self._pending_counts:
+            g.at(blk)
+            if self._tot_len is None:  # no rule jumped here
+                g.b.unreachable()
+                continue
+            self._count_stored(self._tot_len)
+            g.b.branch(then)
         return module
+
+    def _count_block(self, name: str, then: ir.Block) -> ir.Block:
+        """Block counting the slot already stored in self.key, then going to `then`.
+        Needs tot_len: read again from the IP header (it is the same for every rule)."""
+        blk = self.g.block(name)
+        self._pending_counts.append((blk, then))
+        return blk
 
     def _ret_block(self, name: str, value: int) -> ir.Block:
         blk = self.g.block(name)
@@ -78,20 +98,23 @@ class ProgramEmitter:
         assert chain is not None
         for i, rule in enumerate(chain.rules, 1):
             nxt = g.block(f"{name}.{i + 1}")
-            rc = RuleCtx(g, pkt, rule, fail=nxt, hotdrop=self.hotdrop)
+            rc = RuleCtx(g, PacketView(g, pkt), rule, fail=nxt, hotdrop=self.hotdrop)
             emit_generic(rc, rule)
             for m in rule.matches:
                 mc = matcher(m.module)
                 assert mc is not None
                 mc.emit(rc, m)
-            self._count(self.plan.slot(name, i), pkt)
             t = rule.target
+            slot = self.plan.slot(name, i)
+            if t is not None and t.name in ("ACCEPT", "DROP"):
+                self._tot_len = pkt.tot_len
+                g.b.store(I32(slot), self.key, align=4)
+                g.b.branch(self.count_accept if t.name == "ACCEPT" else self.count_drop)
+                g.at(nxt)
+                continue
+            self._count(slot, pkt)
             if t is None:
                 g.b.branch(nxt)
-            elif t.name == "ACCEPT":
-                g.b.branch(self.accept)
-            elif t.name == "DROP":
-                g.b.branch(self.drop)
             elif t.name == "RETURN":
                 g.b.branch(ret)
             else:
@@ -102,8 +125,11 @@ class ProgramEmitter:
 
     def _count(self, slot: int, pkt: Packet) -> None:
         """counters[slot] += {1 packet, tot_len bytes} (per-CPU: no atomics)."""
+        self.g.b.store(I32(slot), self.key, align=4)
+        self._count_stored(pkt.tot_len)
+
+    def _count_stored(self, tot_len: ir.Value) -> None:
         g, b = self.g, self.g.b
-        b.store(I32(slot), self.key, align=4)
         val = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(COUNTERS_MAP), self.key])
         done, hit = g.block("counted"), g.block("count")
         b.cbranch(b.icmp_unsigned("==", val, ir.Constant(PTR, None)), done, hit)
@@ -111,6 +137,6 @@ class ProgramEmitter:
         pk = g.ptr(val, 0)
         b.store(b.add(b.load(pk, typ=I64, align=8), I64(1)), pk, align=8)
         by = g.ptr(val, 8)
-        b.store(b.add(b.load(by, typ=I64, align=8), b.zext(pkt.tot_len, I64)), by, align=8)
+        b.store(b.add(b.load(by, typ=I64, align=8), b.zext(tot_len, I64)), by, align=8)
         b.branch(done)
         g.at(done)

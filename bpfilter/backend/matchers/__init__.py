@@ -14,7 +14,7 @@ from typing import Protocol
 from llvmlite import ir
 
 from bpfilter.backend.gen import Gen
-from bpfilter.backend.packet import Packet
+from bpfilter.backend.packet import PacketView
 from bpfilter.ir import Match, Rule
 
 
@@ -24,7 +24,7 @@ class RuleCtx:
     iptables would drop the packet outright (truncated header)."""
 
     gen: Gen
-    pkt: Packet
+    pkt: PacketView
     rule: Rule
     fail: ir.Block
     hotdrop: ir.Block
