@@ -33,6 +33,12 @@ TRANSIT_NET = ipaddress.IPv4Network("100.64.0.0/28")
 UNUSABLE = tuple(ipaddress.IPv4Network(n) for n in (
     "0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3", "100.64.0.0/28"))
 
+# IPv6 plan, same shape: local fd10::/16, forwarded 2001:db8::/32 (first half via out0,
+# second via out1), sources fd20::/16 (routed back to the sender).
+LOCAL6_NET = ipaddress.IPv6Network("fd10::/16")
+FORWARD6_NET = ipaddress.IPv6Network("2001:db8::/32")
+SOURCE6_NET = ipaddress.IPv6Network("fd20::/16")
+
 IN_IFACES = ("in0",)
 OUT_IFACES = ("out0", "out1")
 DEFAULT_PROTOCOLS = (IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP)
@@ -64,13 +70,24 @@ class RouterLab:
         return self.topo.ns("dut")
 
     def send(self, frames: list[bytes], protocols: tuple[int, ...] = DEFAULT_PROTOCOLS,
-             **kwargs: float) -> Capture:
-        """Send frames from the sender; the Capture has endpoints "input" and "forward"."""
+             protocols6: tuple[int, ...] = (), **kwargs: float) -> Capture:
+        """Send frames from the sender; the Capture has endpoints "input" and "forward".
+
+        ``protocols6``: also listen for these IPv6 next headers on the router
+        (their arrivals are merged into "input").
+        """
         endpoints = {
             "input": Endpoint(self.dut, protocols=tuple(sorted(set(protocols)))),
             "forward": Endpoint(self.topo.ns("sink"), ifaces=("k0", "k1")),
         }
-        return exchange((self.topo.ns("src"), "s0"), frames, endpoints, **kwargs)
+        if protocols6:
+            endpoints["input6"] = Endpoint(self.dut, protocols=tuple(sorted(set(protocols6))),
+                                           family=6)
+        capture = exchange((self.topo.ns("src"), "s0"), frames, endpoints, **kwargs)
+        if protocols6:
+            capture.tags["input"] |= capture.tags.pop("input6")
+            capture.datagrams["input"] += capture.datagrams.pop("input6")
+        return capture
 
 
 # Fixed MACs make twin labs byte-identical, so one list of frames serves both.
@@ -91,7 +108,8 @@ def build_router_lab(topo: Topology) -> RouterLab:
     for role in ("src", "dut", "sink"):
         for key, value in (("net.ipv4.conf.all.rp_filter", 0),
                            ("net.ipv4.conf.default.rp_filter", 0),
-                           ("net.ipv6.conf.all.accept_ra", 0)):
+                           ("net.ipv6.conf.all.accept_ra", 0),
+                           ("net.ipv6.conf.all.accept_dad", 0)):
             topo.sysctl(role, key, value)
     for dev in ("in0", "out0", "out1"):
         topo.sysctl("dut", f"net.ipv4.conf.{dev}.rp_filter", 0)
@@ -110,4 +128,19 @@ def build_router_lab(topo: Topology) -> RouterLab:
     topo.route("dut", "0.0.0.0/2", "via", "100.64.0.6")
     topo.route("dut", "64.0.0.0/2", "via", "100.64.0.10")
     topo.route("dut", str(SOURCE_NET), "via", "100.64.0.2")
+    _ipv6(topo)
     return RouterLab(topo, topo.mac("src", "s0"), topo.mac("dut", "in0"))
+
+
+def _ipv6(topo: Topology) -> None:
+    """The IPv6 half of the plan (see the constants above)."""
+    topo.sysctl("dut", "net.ipv6.conf.all.forwarding", 1)
+    for dev, net, peer_role, peer_dev in (("in0", "fd00:64", "src", "s0"),
+                                          ("out0", "fd00:65", "sink", "k0"),
+                                          ("out1", "fd00:66", "sink", "k1")):
+        topo.addr("dut", dev, f"{net}::1/64")
+        topo.neigh("dut", f"{net}::2", MACS[peer_role, peer_dev], dev)
+    topo.route("dut", "local", str(LOCAL6_NET), "dev", "lo")
+    topo.route("dut", "2001:db8::/33", "via", "fd00:65::2")
+    topo.route("dut", "2001:db8:8000::/33", "via", "fd00:66::2")
+    topo.route("dut", str(SOURCE6_NET), "via", "fd00:64::2")

@@ -79,3 +79,42 @@ def test_iptables_drop_really_drops(router_lab) -> None:
     frames = [f for s in specs for f in build_frames(s, router_lab.src_mac, router_lab.dut_mac)]
     cap = router_lab.send(frames)
     assert cap.tags == {"input": {2}, "forward": {4}}
+
+
+KINDS6 = [
+    dict(proto=58, icmp_type=128),
+    dict(proto=58, icmp_type=1, icmp_code=4),
+    dict(proto=IPPROTO_TCP),
+    dict(proto=IPPROTO_UDP, length=400),
+    dict(proto=IPPROTO_TCP, fragment="all"),
+    dict(proto=IPPROTO_TCP, truncate=8),  # tag travels in a destination option
+]
+
+
+def test_ipv6_every_kind_reaches_its_path(router_lab) -> None:
+    specs, tag = [], 1
+    for kind in KINDS6:
+        for dst in ("fd10::5", "2001:db8::9", "2001:db8:8000::9"):
+            spec = PacketSpec("fd20::1", dst, ident=tag, **kind).with_tags(tag)
+            tag += spec.frame_count
+            specs.append(spec)
+    frames = [f for s in specs for f in build_frames(s, router_lab.src_mac, router_lab.dut_mac)]
+    cap = router_lab.send(frames, protocols6=(IPPROTO_TCP, IPPROTO_UDP, 58))
+    for spec in specs:
+        where = "input" if spec.dst.startswith("fd10") else "forward"
+        for t in spec.tags:
+            assert t in cap.tags[where], spec.describe()
+
+
+def test_ip6tables_drop_really_drops(router_lab) -> None:
+    rules = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" \
+            "-A INPUT -p tcp --dport 22 -j DROP\n-A FORWARD -d 2001:db8:8000::/33 -j DROP\n" \
+            "COMMIT\n"
+    router_lab.topo.exec("dut", ["ip6tables-legacy-restore"], input=rules)
+    specs = [PacketSpec("fd20::1", "fd10::1", IPPROTO_TCP, dport=22).with_tags(1),
+             PacketSpec("fd20::1", "fd10::1", IPPROTO_TCP, dport=23).with_tags(2),
+             PacketSpec("fd20::1", "2001:db8:8000::1", IPPROTO_UDP).with_tags(3),
+             PacketSpec("fd20::1", "2001:db8::1", IPPROTO_UDP).with_tags(4)]
+    frames = [f for s in specs for f in build_frames(s, router_lab.src_mac, router_lab.dut_mac)]
+    cap = router_lab.send(frames, protocols6=(IPPROTO_TCP, IPPROTO_UDP))
+    assert cap.tags == {"input": {2}, "forward": {4}}

@@ -98,13 +98,13 @@ def check_drop_swap_detach(lab, kind: str, attach: Callable[[Program], Link],
     return link
 
 
-@pytest.mark.parametrize("method", ["link", "netlink"])
-@pytest.mark.parametrize("mode", ["drv", "skb"])
+@pytest.mark.parametrize("method", ["link", "netlink", "auto"])
+@pytest.mark.parametrize("mode", ["drv", "skb", "auto"])
 def test_xdp(lab, mode: str, method: str) -> None:
     ifindex = lab.topo.ifindex("dut", "in0")
     link = check_drop_swap_detach(
         lab, "xdp", lambda p: attach_xdp(p, ifindex, mode, method=method))
-    assert link.kind == ("xdp" if method == "link" else "xdp-netlink")
+    assert link.kind == ("xdp-netlink" if method == "netlink" else "xdp")
 
 
 @pytest.mark.parametrize("method", ["link", "netlink"])
