@@ -319,6 +319,15 @@ def parse_hostmask(text: str, family: Family, what: str) -> HostMask:
         addr = cls(addr_s)
     except ValueError:
         raise ExtensionError(f"host/network `{addr_s}' not found") from None
+    scope = getattr(addr, "scope_id", None)
+    if scope:
+        # getaddrinfo resolves the scope (an interface here) and drops it.
+        if not scope.isdigit():
+            try:
+                socket.if_nametoindex(scope)
+            except OSError:
+                raise ExtensionError(f"host/network `{addr_s}' not found") from None
+        addr = cls(addr_s.split("%", 1)[0])
     full = addr.max_prefixlen
     if not sep:
         return HostMask(addr, full)
@@ -333,7 +342,9 @@ def parse_hostmask(text: str, family: Family, what: str) -> HostMask:
         raise ExtensionError(f"{what}: invalid mask `{mask_s}' specified") from None
     ones = bin(mask).count("1")
     if mask != ((1 << full) - 1) ^ ((1 << (full - ones)) - 1):
-        raise ExtensionError(f"{what}: non-contiguous mask `{mask_s}' not supported")
+        # xtables_ipmask_to_cidr gives -1 for a non-contiguous mask, which 1.8.9
+        # turns into a full-length prefix.
+        return HostMask(addr, full)
     return HostMask(addr, ones)
 
 

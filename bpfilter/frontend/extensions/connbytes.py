@@ -1,7 +1,8 @@
 """``-m connbytes`` (xt_connbytes): bytes/packets/average size a connection has seen.
 
 Values: ``connbytes`` is a ``NumRange`` (``hi`` = 2**64-1 when open ended; a
-``!`` inverts it, libxt_connbytes stores that as a swapped range);
+``!`` inverts it, the kernel keeps that as a swapped range, so it is lost
+when lo == hi; 1.8.9 prints ``:hi`` only for 0 < hi < 2**64-1);
 ``connbytes-mode`` is "packets", "bytes" or "avgpkt"; ``connbytes-dir`` is
 "original", "reply" or "both". All three options are mandatory. Needs
 conntrack accounting, so a BPF backend leaves it to netfilter.
@@ -60,10 +61,16 @@ class ConnbytesMatch(Extension):
         found = by_name(options)
         for name in ("connbytes", "connbytes-mode", "connbytes-dir"):
             must_have(found, name, "connbytes")
+        rng = found["connbytes"]
+        if rng.negated and rng.value.lo == rng.value.hi:
+            # The kernel encodes "!" as a swapped range: a one-value range cannot be swapped,
+            # so "! --connbytes N:N" means "== N" (and 1.8.9 prints it without "!").
+            options = [Option(o.name, o.value) if o is rng else o for o in options]
         return super().finalize(options, ctx)
 
     def format_value(self, opt: Option) -> str:
         if isinstance(opt.value, NumRange):
+            # libxt_connbytes print_from_to: ":to" only for 0 < to < 2**64-1.
             r = opt.value
-            return str(r.lo) if r.hi == UINT64_MAX else f"{r.lo}:{r.hi}"
+            return f"{r.lo}:{r.hi}" if 0 < r.hi < UINT64_MAX else str(r.lo)
         return str(opt.value)

@@ -13,10 +13,9 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bpfilter.frontend.extensions._xtc import parse_uint
+from bpfilter.frontend.extensions._xtc import parse_hostmask, parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
-    ExtensionError,
     OptionSpec,
     ParseContext,
     register,
@@ -37,15 +36,8 @@ class SrhSid:
 
 def _sid(opt: str):
     def parse(args: Sequence[str], ctx: ParseContext) -> SrhSid:
-        addr, sep, plen = args[0].partition("/")
-        try:
-            a = ipaddress.IPv6Address(addr)
-        except ValueError:
-            raise ExtensionError(f"host/network `{addr}' not found") from None
-        n = 128
-        if sep:
-            n = parse_uint(plen, 128, "srh", opt)
-        return SrhSid(a, n)
+        hm = parse_hostmask(args[0], Family.IPV6, "srh")
+        return SrhSid(hm.addr, hm.prefixlen)  # type: ignore[arg-type]
 
     return parse
 
