@@ -1,6 +1,7 @@
 """Round trip against the real iptables-legacy 1.8.9, inside throw-away network namespaces.
 
-For every real-world ruleset in ``../shared/corpus/real``: load it with
+For every real-world ruleset in ``../shared/corpus/real`` (and iptables' own
+``iptables-tests/dumps``, except the nft-only one): load it with
 iptables-legacy-restore in a fresh netns (named ipsets created there first),
 then compare iptables-legacy-save's output with ``bpfilter print`` table by
 table. Files iptables refuses must be refused by bpfilter too (NEG-* files
@@ -28,7 +29,10 @@ from tests.kernel_required import require_kernel
 pytestmark = pytest.mark.kernel
 
 REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "real"
-FILES = sorted(REAL.glob("*")) if REAL.is_dir() else []
+DUMPS = REAL.parent / "iptables-tests" / "dumps"
+FILES = (sorted(REAL.glob("*")) if REAL.is_dir() else []) + (
+    sorted(p for p in DUMPS.glob("*") if not p.name.startswith("nft-only"))
+    if DUMPS.is_dir() else [])
 
 
 def _tools_ok() -> tuple[bool, str]:
@@ -54,7 +58,8 @@ def netns():
 
 def _family(path: Path) -> Family:
     n = path.name
-    return Family.IPV6 if (".v6" in n or "6.rules" in n or "ipv6" in n) else Family.IPV4
+    v6 = (".v6" in n or "6.rules" in n or "ipv6" in n or "ip6tables" in n)
+    return Family.IPV6 if v6 else Family.IPV4
 
 
 def _prog(family: Family, what: str) -> str:

@@ -44,6 +44,8 @@ class Case:
 
 
 def families_of(name: str) -> tuple[Family, ...]:
+    if name == "iptables.t":  # generic options, run by upstream with iptables only
+        return (Family.IPV4,)
     if name.startswith("libxt_"):
         return (Family.IPV4, Family.IPV6)
     if name.startswith("libipt_"):
