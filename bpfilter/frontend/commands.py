@@ -11,7 +11,7 @@ checks, the command/option compatibility table, and address expansion
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bpfilter.frontend.extensions.base import (
     Extension,
@@ -448,7 +448,8 @@ def parse_command(
         if target.ext.name == "standard":
             tgt = Target(jumpto or "")
         else:
-            tgt = Target(target.ext.name, target.ext.finalize(tuple(target.options), context))
+            tctx = replace(context, matches=tuple(final_matches))
+            tgt = Target(target.ext.name, target.ext.finalize(tuple(target.options), tctx))
     if g.optind < len(argv) and not early:
         raise _err("unknown arguments found on commandline")
     if cmd is None:

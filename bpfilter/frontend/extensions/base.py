@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from bpfilter.ir import Family, Negatable, Option
+from bpfilter.ir import Family, Match, Negatable, Option
 
 
 class ExtensionError(ValueError):
@@ -30,6 +30,9 @@ class ParseContext:
     table: str
     chain: str
     protocol: Negatable | None  # the rule's -p, Negatable[int] (0 = all)
+    # The rule's finalized matches, given to targets only (kernel checks such as
+    # TCPMSS's "needs a tcp match on SYN" look at the whole rule).
+    matches: tuple[Match, ...] = ()
 
 
 # parse(args, ctx) -> typed value. ``args`` has ``OptionSpec.nargs`` strings.
