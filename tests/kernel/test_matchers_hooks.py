@@ -101,3 +101,14 @@ def test_forwarding_disabled_runs_input(lab: Lab, flavor: str) -> None:  # noqa:
         assert classify(lab, flavor, eth(lab, udp(dst=FWD_DST))) == ("DROP", "INPUT")
     finally:
         set_sysctl(lab.ns, "net.ipv4.conf.v0.forwarding", 1)
+
+
+@pytest.mark.parametrize("chain", ["INPUT", "FORWARD", "OUTPUT"])
+def test_nf_program_per_chain(lab: Lab, chain: str) -> None:  # noqa: F811
+    """nf: one program per built-in chain at its own hook; each runs only its chain."""
+    text = ruleset(f"-A {chain} -p udp -j DROP", {"INPUT": "ACCEPT", "FORWARD": "ACCEPT"})
+    order = ["INPUT", "FORWARD", "OUTPUT"]
+    verdicts, counters = run(lab, "nf", text, [(c, udp()) for c in order])
+    assert verdicts == ["DROP" if c == chain else "ACCEPT" for c in order]
+    moved = {k for k, v in counters.items() if v != (0, 0)}
+    assert moved == {(chain, 1)} | {(c, None) for c in order if c != chain}
