@@ -29,23 +29,22 @@ def _limit(args: Sequence[str], ctx: ParseContext) -> int:
 
 
 def _mask(args: Sequence[str], ctx: ParseContext) -> int:
-    """XTTYPE_PLENMASK as 1.8.9: a length (cut to the family) or a mask.
+    """XTTYPE_PLENMASK as 1.8.9: a prefix length, else an address taken as a mask.
 
-    A mask that is not contiguous counts as the full mask, as 1.8.9 does.
+    IPv4 reads the address with inet_aton, so ``129`` is the mask 0.0.0.129; a
+    mask that is not contiguous counts as the full mask, as 1.8.9 does.
     """
-    n = try_number(args[0], 0, 255)
+    n = try_number(args[0], 0, ctx.family.bits)
     if n is not None:
-        return min(n, ctx.family.bits)
+        return n
     mask = parse_host(args[0], ctx.family)
-    if mask is not None:
-        cidr = mask_to_cidr(mask)
-        return ctx.family.bits if cidr is None else cidr
-    if n is None:
+    if mask is None:
         raise ExtensionError(
             f'connlimit: bad value for option "--connlimit-mask", neither a valid network '
             f"mask nor valid CIDR (0-{ctx.family.bits})."
         )
-    return cidr
+    cidr = mask_to_cidr(mask)
+    return ctx.family.bits if cidr is None else cidr
 
 
 @register
