@@ -216,8 +216,7 @@ class _Restore:
                                         f"line {lineno}: {why}")
         c = t.chains[name]
         c.policy = policy
-        if self.counters:
-            c.counters = ctrs
+        c.counters = ctrs  # set_policy always gets counters: zeros without -c
         c.location = loc
 
     def command_line(self, t: _Table, raw: str, lineno: int) -> None:
