@@ -81,6 +81,8 @@ _ILLEGAL = {
     "N": "xxxxx xxxxxx", "X": "xxxxx xxxxxx", "P": "xxxxx xxxx x", "E": "xxxxx xxxxxx",
     "S": "xxxxx xxxx x", "Zn": "xxxxx xxxxxx", "C": "x     x  xx ",
 }
+_ILLEGAL_SETS = {cmd: frozenset(letter for letter, x in zip(_OPT_COLS, row, strict=False)
+                                if x == "x") for cmd, row in _ILLEGAL.items()}
 COMMANDS = frozenset("ACDRILSFZNXEP")
 RULE_COMMANDS = frozenset("ACDRI")
 
@@ -459,10 +461,10 @@ def parse_command(
     if (spec.src and "," in spec.src or spec.dst and "," in spec.dst) and \
             spec.inv & {"s", "d"}:
         raise _err("! not allowed with multiple source or destination IP addresses")
-    illegal = _ILLEGAL.get(cmd, "") if not early else ""
-    for i, letter in enumerate(_OPT_COLS):
-        if letter in opts and i < len(illegal) and illegal[i] == "x":
-            raise _err(f"Illegal option `-{letter}' with this command")
+    bad = opts & _ILLEGAL_SETS.get(cmd, frozenset()) if not early else ()
+    if bad:
+        letter = next(c for c in _OPT_COLS if c in bad)
+        raise _err(f"Illegal option `-{letter}' with this command")
     if chain is not None and len(chain.encode()) >= XT_EXTENSION_MAXNAMELEN:
         raise _err(f"chain name `{chain}' too long (must be under "
                    f"{XT_EXTENSION_MAXNAMELEN} chars)")
