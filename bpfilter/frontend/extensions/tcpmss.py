@@ -25,7 +25,7 @@ from bpfilter.frontend.extensions.base import (
     register,
 )
 from bpfilter.frontend.extensions.types import UINT16_MAX, NumRange, ValueMask
-from bpfilter.ir import Option
+from bpfilter.ir import Family, Option
 
 TCP_SYN = 0x02
 CLAMP_HOOKS = ("FORWARD", "OUTPUT", "POSTROUTING")
@@ -55,7 +55,9 @@ class TcpmssMatch(Extension):
 
 
 def _set_mss(args: Sequence[str], ctx: ParseContext) -> int:
-    return parse_uint(args[0], UINT16_MAX, "TCPMSS", "set-mss")
+    """0 to 65535 minus the minimal IP header (20 for IPv4, 40 for IPv6)."""
+    hdr = 40 if ctx.family is Family.IPV6 else 20
+    return parse_uint(args[0], UINT16_MAX - hdr, "TCPMSS", "set-mss")
 
 
 def has_syn_match(ctx: ParseContext) -> bool:
