@@ -132,6 +132,28 @@ class BpfilterCli:
         subprocess.run(["umount", "-l", str(self.bpffs)], check=False, capture_output=True)
 
 
+class BpfilterPipeline(BpfilterCli):
+    """The candidate without the CLI: `bpfilter.pipeline.restore` in a forked child.
+
+    Same effect as the CLI (the child enters the router's netns, BPFILTER_RUN_DIR
+    points at ``run_dir``) — useful while the CLI is not integrated, and to
+    debug the pipeline with a Python traceback.
+    """
+
+    def load(self, lab: RouterLab, ruleset_text: str) -> None:
+        lab.topo.fork("dut", _restore_in_child, ruleset_text, self.hook,
+                      self.ifaces if self.hook in ("xdp", "tc") else (), str(self.run_dir))
+
+
+def _restore_in_child(text: str, hook: str, ifaces: tuple[str, ...], run_dir: str) -> None:
+    import os
+
+    from bpfilter.pipeline import RestoreRequest, restore
+
+    os.environ["BPFILTER_RUN_DIR"] = run_dir
+    restore(RestoreRequest(text, hook=hook, ifaces=ifaces))
+
+
 @dataclass
 class Twin:
     """One lab plus the backend that loads rulesets into it."""
@@ -149,11 +171,15 @@ class Twin:
             self.backend.load(self.lab, ruleset_text)
             self.loaded = ruleset_text
 
-    def run(self, specs: Sequence[PacketSpec]) -> dict[int, str]:
-        """Send ``specs`` and return tag → "input" | "forward" | "lost"."""
+    def run(self, specs: Sequence[PacketSpec], *, early: bool = False) -> dict[int, str]:
+        """Send ``specs`` and return tag → "input" | "forward" | "lost".
+
+        ``early``: stop waiting once every tag arrived (for single-packet reruns).
+        """
         frames = frames_of(self.lab, specs)
         protocols = tuple(sorted({s.proto for s in specs} | set(DEFAULT_PROTOCOLS)))
-        return outcomes(self.lab.send(frames, protocols=protocols), specs)
+        expect = {t for s in specs for t in s.tags} if early else None
+        return outcomes(self.lab.send(frames, protocols=protocols, expect=expect), specs)
 
 
 def frames_of(lab: RouterLab, specs: Sequence[PacketSpec]) -> list[bytes]:
@@ -176,7 +202,7 @@ def outcomes(capture: Capture, specs: Sequence[PacketSpec]) -> dict[int, str]:
 def reference_walk(twin: Twin, spec: PacketSpec) -> list[str]:
     """The reference's counters for ``spec`` alone: the rules and policies it went through."""
     twin.lab.topo.exec("dut", ["iptables-legacy", "-Z"])
-    twin.run([spec])
+    twin.run([spec], early=True)
     text = twin.lab.topo.exec("dut", ["iptables-legacy-save", "-c"]).stdout
     walked = []
     for line in text.splitlines():
@@ -209,7 +235,9 @@ class Mismatch:
                  f"{len(self.spec.tags)}): iptables → {self.reference}, candidate → "
                  f"{self.candidate} [{state}]",
                  f"  packet: {self.spec.describe()}"]
-        lines += [f"  iptables walk: {w}" for w in self.walk] or ["  iptables walk: (none)"]
+        lines += [f"  iptables walk: {w}" for w in self.walk] or [
+            "  iptables walk: (none) — no counted rule matched: dropped before the filter "
+            "table, or hot-dropped by a match that found a truncated/malformed header"]
         return "\n".join(lines)
 
 
@@ -236,7 +264,7 @@ def _alone(spec: PacketSpec, tag: int) -> PacketSpec:
 
 def compare(seed: int, ruleset_text: str, specs: Sequence[PacketSpec], reference: Twin,
             candidate: Twin, *, ref_outcomes: dict[int, str] | None = None,
-            confirm_limit: int = 10) -> RulesetResult:
+            confirm_limit: int = 5) -> RulesetResult:
     """Run ``specs`` through both twins (reference outcomes may be given, cached)."""
     start = time.monotonic()
     if ref_outcomes is None:
@@ -257,8 +285,8 @@ def compare(seed: int, ruleset_text: str, specs: Sequence[PacketSpec], reference
         again = _alone(mm.spec, fresh_tag)
         fresh_tag += len(again.tags)
         index = mm.spec.tags.index(mm.tag)
-        ref_again = reference.run([again])[again.tags[index]]
-        cand_again = candidate.run([again])[again.tags[index]]
+        ref_again = reference.run([again], early=True)[again.tags[index]]
+        cand_again = candidate.run([again], early=True)[again.tags[index]]
         mm.confirmed = ref_again == mm.reference and cand_again == mm.candidate
         mm.walk = reference_walk(reference, _alone(mm.spec, fresh_tag))
         fresh_tag += len(again.tags)

@@ -70,7 +70,7 @@ class RouterLab:
         return self.topo.ns("dut")
 
     def send(self, frames: list[bytes], protocols: tuple[int, ...] = DEFAULT_PROTOCOLS,
-             protocols6: tuple[int, ...] = (), **kwargs: float) -> Capture:
+             protocols6: tuple[int, ...] = (), **kwargs: object) -> Capture:
         """Send frames from the sender; the Capture has endpoints "input" and "forward".
 
         ``protocols6``: also listen for these IPv6 next headers on the router
@@ -83,7 +83,8 @@ class RouterLab:
         if protocols6:
             endpoints["input6"] = Endpoint(self.dut, protocols=tuple(sorted(set(protocols6))),
                                            family=6)
-        capture = exchange((self.topo.ns("src"), "s0"), frames, endpoints, **kwargs)
+        capture = exchange((self.topo.ns("src"), "s0"), frames, endpoints,
+                           **kwargs)  # type: ignore[arg-type]
         if protocols6:
             capture.tags["input"] |= capture.tags.pop("input6")
             capture.datagrams["input"] += capture.datagrams.pop("input6")

@@ -164,11 +164,13 @@ def send_frames(sock: socket.socket, frames: Sequence[bytes], *, burst: int = 64
 
 
 def exchange(sender: tuple[str, str], frames: Sequence[bytes], endpoints: dict[str, Endpoint],
-             *, quiet: float = 0.15, timeout: float = 10.0, pause: float = 0.0) -> Capture:
+             *, quiet: float = 0.15, timeout: float = 10.0, pause: float = 0.0,
+             expect: set[int] | None = None) -> Capture:
     """Send ``frames`` from (netns, iface) and return which tags reached each endpoint.
 
     Bounded: waits at most ``timeout`` seconds after sending, and returns as
-    soon as nothing has arrived for ``quiet`` seconds.
+    soon as nothing has arrived for ``quiet`` seconds — or as soon as every
+    tag in ``expect`` arrived somewhere (all there is to know about them).
     """
     receiver = Receiver(endpoints)
     try:
@@ -183,7 +185,9 @@ def exchange(sender: tuple[str, str], frames: Sequence[bytes], endpoints: dict[s
             now = time.monotonic()
             if now - receiver.last_arrival >= quiet or now - sent_at >= timeout:
                 break
-            time.sleep(quiet / 3)
+            if expect and expect <= receiver.capture.all_tags():
+                break
+            time.sleep(min(quiet / 3, 0.01) if expect else quiet / 3)
     finally:
         capture = receiver.close()
     return capture

@@ -7,6 +7,10 @@ frame's fate (delivered, forwarded, dropped) must agree.  A failure prints
 the ruleset, the packets and the iptables rules each packet walked; replay one
 seed with BPFILTER_DIFF_SEED=<seed> BPFILTER_DIFF_RULESETS=1.
 
+Candidate: BPFILTER_DIFF_CANDIDATE=cli (default; skipped until `bpfilter-restore
+--hook` exists, a failure under CI=true) or =pipeline (bpfilter.pipeline.restore
+called directly inside the router's namespace).
+
 The baseline runs iptables-legacy in both twins: it must give zero
 mismatches, or the harness itself (not bpfilter) is wrong.
 """
@@ -22,6 +26,7 @@ import pytest
 from bpfilter.verify.differential import (
     HOOKS,
     BpfilterCli,
+    BpfilterPipeline,
     IptablesLegacy,
     bpfilter_cli_status,
     compare,
@@ -37,7 +42,8 @@ def _check(seed: int, reference, twin, who: str) -> None:  # noqa: ANN001
     start = time.monotonic()
     result = compare(seed, ruleset.text(), specs, reference.twin, twin, ref_outcomes=ref)
     STATS.add(who, result.frames, time.monotonic() - start)
-    assert not result.mismatches, result.report()
+    if result.mismatches:
+        pytest.fail(result.report(), pytrace=False)
 
 
 def test_harness_baseline_iptables_in_both_twins(reference, candidates, baseline_seed) -> None:
@@ -61,12 +67,21 @@ def require_bpfilter_cli() -> None:
     pytest.skip(why)
 
 
+# "cli" (default): `ip netns exec DUT bpfilter-restore --hook H`, as users run it.
+# "pipeline": bpfilter.pipeline.restore() in a child inside DUT; no CLI needed.
+CANDIDATE = os.environ.get("BPFILTER_DIFF_CANDIDATE", "cli")
+
+
 @pytest.mark.bpfilter_cli
 @pytest.mark.parametrize("hook", HOOKS)
 def test_bpfilter_matches_iptables(reference, candidates, hook: str, diff_seed: int) -> None:
-    require_bpfilter_cli()
-    twin = candidates(hook, lambda run_dir: BpfilterCli(hook, run_dir))
-    _check(diff_seed, reference, twin, f"bpfilter --hook {hook}")
+    if CANDIDATE == "pipeline":
+        backend = BpfilterPipeline
+    else:
+        require_bpfilter_cli()
+        backend = BpfilterCli
+    twin = candidates(f"{CANDIDATE}-{hook}", lambda run_dir: backend(hook, run_dir))
+    _check(diff_seed, reference, twin, f"bpfilter ({CANDIDATE}) --hook {hook}")
 
 
 class PolicyFlipped(IptablesLegacy):
