@@ -55,7 +55,7 @@ def families_of(name: str) -> tuple[Family, ...]:
     return ()
 
 
-def test_files() -> list[Path]:
+def case_files() -> list[Path]:
     if not EXTENSIONS.is_dir():
         return []
     return sorted(p for p in EXTENSIONS.glob("*.t") if families_of(p.name))

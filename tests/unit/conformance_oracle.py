@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bpfilter.ir import Family
-from tests.unit.conformance_cases import Case, load_cases, test_files
+from tests.unit.conformance_cases import Case, case_files, load_cases
 
 NETNS = "bpfilter-conformance-oracle"
 OUT = Path(__file__).with_name("conformance_exceptions.py")
@@ -74,7 +74,7 @@ def main() -> int:
     subprocess.run(["ip", "netns", "add", NETNS], check=True)
     try:
         by_line: dict[str, list[tuple[Case, tuple | None]]] = defaultdict(list)
-        for path in test_files():
+        for path in case_files():
             for case in load_cases(path):
                 d = disagreement(case, *run_real(case))
                 by_line[case.key.rsplit(":", 2)[0]].append((case, d))

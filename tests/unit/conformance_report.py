@@ -14,7 +14,7 @@ from collections import defaultdict
 from bpfilter.frontend.errors import RestoreError
 from bpfilter.frontend.parser import parse_restore
 from bpfilter.frontend.printer import print_rule
-from tests.unit.conformance_cases import Case, load_cases, test_files
+from tests.unit.conformance_cases import Case, case_files, load_cases
 from tests.unit.conformance_exceptions import KNOWN_EXCEPTIONS
 
 
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
     verbose = "-v" in argv
     total = passed = unjudged = 0
     per_file: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for path in test_files():
+    for path in case_files():
         for case in load_cases(path):
             if expectation(case)[0] == "ENV":
                 unjudged += 1

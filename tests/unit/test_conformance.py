@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 
 from bpfilter.frontend.extensions.base import match_extension, target_extension
-from tests.unit.conformance_cases import load_cases, test_files
+from tests.unit.conformance_cases import case_files, load_cases
 from tests.unit.conformance_report import check_case
 
-FILES = test_files()
+FILES = case_files()
 
 
 def _extension_name(filename: str) -> str:
