@@ -23,6 +23,7 @@ import pickle
 import socket
 import subprocess
 import threading
+import traceback
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -135,7 +136,8 @@ def fork_in_netns(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) ->
             _enter(name)
             payload = pickle.dumps((True, fn(*args, **kwargs)))
         except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
-            payload = pickle.dumps((False, NetnsError(f"{type(exc).__name__}: {exc}")))
+            tb = traceback.format_exc(limit=-8)
+            payload = pickle.dumps((False, NetnsError(f"{type(exc).__name__}: {exc}\n{tb}")))
         with os.fdopen(wfd, "wb") as out:
             out.write(payload)
         os._exit(0)
