@@ -10,11 +10,25 @@ Errors print like iptables-restore 1.8.9:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from bpfilter import pipeline
 from bpfilter.frontend.errors import RestoreError
+from bpfilter.frontend.getopt import (
+    MISSING,
+    NO_ARGUMENT,
+    NON_OPTION,
+    OPTIONAL_ARGUMENT,
+    REQUIRED_ARGUMENT,
+    UNKNOWN,
+    GetOpt,
+    LongOpt,
+    LongTable,
+    parse_optstring,
+)
 from bpfilter.frontend.parser import parse_restore
 from bpfilter.frontend.printer import print_ruleset
 from bpfilter.ir import Family
@@ -99,25 +113,102 @@ def _plan_text(plan: Plan) -> str:
     return "\n".join([*rows, plan.summary()])
 
 
-def restore_parser(prog: str) -> argparse.ArgumentParser:
-    """iptables-restore 1.8.9's options."""
-    ap = argparse.ArgumentParser(prog=prog, add_help=False)
-    ap.add_argument("-c", "--counters", action="store_true")
-    ap.add_argument("-v", "--verbose", action="count", default=0)
-    ap.add_argument("-V", "--version", action="store_true")
-    ap.add_argument("-t", "--test", action="store_true")
-    ap.add_argument("-h", "--help", action="store_true")
-    ap.add_argument("-n", "--noflush", action="store_true")
-    ap.add_argument("-w", "--wait", nargs="?", const=-1, type=int, default=0)
-    ap.add_argument("-W", "--wait-interval", type=int, default=None)
-    ap.add_argument("-M", "--modprobe")
-    ap.add_argument("-T", "--table")
-    ap.add_argument("--hook", default="auto", choices=HOOKS,
-                    help="where the filter table runs (auto: fastest exact hook)")
-    ap.add_argument("--iface", action="append", default=[],
-                    help="interface for xdp/tc (repeatable; default: all but lo)")
-    ap.add_argument("file", nargs="?")
-    return ap
+@dataclass
+class RestoreArgs:
+    """iptables-restore 1.8.9's options plus bpfilter's --hook / --iface."""
+
+    counters: bool = False
+    verbose: int = 0
+    version: bool = False
+    test: bool = False
+    help: bool = False
+    noflush: bool = False
+    wait: float | None = 0.0  # -w N: seconds; None: -w alone (wait forever)
+    wait_interval: bool = False
+    table: str | None = None
+    hook: str = "auto"
+    ifaces: list[str] = field(default_factory=list)
+    file: str | None = None
+
+
+class UsageError(Exception):
+    """A command-line problem, worded as glibc's getopt / iptables-restore print it."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+_RESTORE_LONG = LongTable.build([LongOpt(n, a, v) for n, a, v in (
+    ("counters", NO_ARGUMENT, "c"), ("verbose", NO_ARGUMENT, "v"),
+    ("version", NO_ARGUMENT, "V"), ("test", NO_ARGUMENT, "t"), ("help", NO_ARGUMENT, "h"),
+    ("noflush", NO_ARGUMENT, "n"), ("modprobe", REQUIRED_ARGUMENT, "M"),
+    ("table", REQUIRED_ARGUMENT, "T"), ("wait", OPTIONAL_ARGUMENT, "w"),
+    ("wait-interval", OPTIONAL_ARGUMENT, "W"), ("hook", REQUIRED_ARGUMENT, "hook"),
+    ("iface", REQUIRED_ARGUMENT, "iface"))])
+_RESTORE_SHORT = parse_optstring("bcvVthnwWM:T:")  # -w5 is refused, as in 1.8.9
+
+
+def parse_restore_args(argv: Sequence[str], prog: str) -> RestoreArgs:
+    """getopt_long over iptables-restore's table, with its optional-argument quirk:
+    ``-w 5`` takes the next word as seconds when it does not start with '-'."""
+    g = GetOpt(argv, _RESTORE_SHORT)
+    a = RestoreArgs()
+    while (c := g.next(_RESTORE_LONG)) is not None:
+        word = argv[g.optind - 1] if g.optind else ""
+        if c == NON_OPTION:
+            if a.file is None:
+                a.file = g.optarg
+            continue
+        if c == UNKNOWN:
+            if word.startswith("--"):
+                raise UsageError(f"{prog}: unrecognized option '{word}'")
+            bad = next((ch for ch in word[1:] if ch not in _RESTORE_SHORT), word[1:2])
+            raise UsageError(f"{prog}: invalid option -- '{bad}'")
+        if c == MISSING:
+            raise UsageError(f"{prog}: option requires an argument -- '{word.lstrip('-')}'")
+        optarg = g.optarg
+        if c in ("w", "W") and optarg is None and g.optind < len(argv) \
+                and argv[g.optind][:1] not in ("-", "!"):
+            optarg = argv[g.optind]
+            g.optind += 1
+        if c == "c":
+            a.counters = True
+        elif c == "v":
+            a.verbose += 1
+        elif c == "V":
+            a.version = True
+        elif c == "t":
+            a.test = True
+        elif c == "h":
+            a.help = True
+        elif c == "n":
+            a.noflush = True
+        elif c == "T":
+            a.table = optarg
+        elif c == "w":
+            a.wait = None if optarg is None else _wait_seconds(optarg, prog)
+        elif c == "W":
+            a.wait_interval = True
+        elif c == "hook":
+            if optarg not in HOOKS:
+                raise UsageError(f"{prog}: --hook must be one of {', '.join(HOOKS)}")
+            a.hook = optarg
+        elif c == "iface":
+            a.ifaces.append(optarg or "")
+    return a
+
+
+def _wait_seconds(text: str, prog: str) -> float:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UsageError(f"{prog} v{VERSION}: wait seconds not numeric\n"
+                         f"Error occurred at line: 0\nTry `{prog} -h' or '{prog} --help' "
+                         "for more information.", status=2)
+    return float(value)
 
 
 USAGE = ("Usage: {prog} [-c] [-v] [-V] [-t] [-h] [-n] [-w secs] [-W usecs] [-T table] "
@@ -125,24 +216,39 @@ USAGE = ("Usage: {prog} [-c] [-v] [-V] [-t] [-h] [-n] [-w secs] [-W usecs] [-T t
          "\t   [ --counters ]\n\t   [ --verbose ]\n\t   [ --version]\n\t   [ --test ]\n"
          "\t   [ --help ]\n\t   [ --noflush ]\n\t   [ --wait=<seconds>\n"
          "\t   [ --table=<TABLE> ]\n\t   [ --modprobe=<command> ]\n")
+BPFILTER_USAGE = ("bpfilter options:\n"
+                  "\t   [ --hook=auto|nf|xdp|tc ]   where the filter table runs\n"
+                  "\t   [ --iface=IF ]              xdp/tc: interface or pattern (eth+),"
+                  " repeatable\n")
+
+
+def _prog_name(default: str) -> str:
+    """Installed as `iptables-restore` (a symlink), speak as iptables-restore."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name.endswith("-restore") else default
 
 
 def _restore(argv: Sequence[str] | None, family: Family, prog: str) -> int:
-    ap = restore_parser(prog)
+    prog = _prog_name(prog)
     try:
-        args = ap.parse_args(argv)
-    except SystemExit:
-        print(f"Try `{prog} -h' for more information.", file=sys.stderr)
-        return 1
+        args = parse_restore_args(sys.argv[1:] if argv is None else list(argv), prog)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        if e.status == 1 and ("invalid option" in str(e) or "unrecognized" in str(e)
+                              or "requires" in str(e)):
+            print(f"Try `{prog} -h' for more information.", file=sys.stderr)
+        return e.status
     if args.help:
-        sys.stderr.write(USAGE.format(prog=prog))
+        sys.stdout.write(USAGE.format(prog=prog) + BPFILTER_USAGE)
         return 0
     if args.version:
         print(f"{prog} v{VERSION}")
         return 0
-    if args.wait_interval is not None and not args.wait:
-        print("Option --wait-interval requires option --wait", file=sys.stderr)
-        return 1
+    if args.wait_interval:
+        print("Ignoring deprecated --wait-interval option.", file=sys.stderr)
+        if args.wait == 0.0:
+            print("Option --wait-interval requires option --wait", file=sys.stderr)
+            return 1
     try:
         text, name = _read(args.file)
     except OSError as e:
@@ -157,9 +263,8 @@ def _restore(argv: Sequence[str] | None, family: Family, prog: str) -> int:
             return 2 if e.kind == "param" else 1
         return 0
     req = pipeline.RestoreRequest(
-        text, family, name, hook=args.hook, ifaces=tuple(args.iface), counters=args.counters,
-        noflush=args.noflush, table=args.table,
-        wait=None if args.wait == -1 else float(args.wait))
+        text, family, name, hook=args.hook, ifaces=tuple(args.ifaces), counters=args.counters,
+        noflush=args.noflush, table=args.table, wait=args.wait)
     try:
         result = pipeline.restore(req)
     except RestoreError as e:
