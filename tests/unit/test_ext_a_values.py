@@ -126,3 +126,18 @@ def test_user_chain_hook_checked_at_commit() -> None:
             "-A X -m mac --mac-source 0:1:2:3:4:5\nCOMMIT\n")
     with pytest.raises(RestoreError, match="mac"):
         parse_restore(text, family=Family.IPV4, filename="t")
+
+
+@pytest.mark.parametrize(("table", "hook", "rule", "why"), [
+    ("filter", "OUTPUT", "-A X -m addrtype --src-type LOCAL --limit-iface-in", "addrtype"),
+    ("mangle", "PREROUTING", "-A X -p tcp --syn -j TCPMSS --clamp-mss-to-pmtu", "TCPMSS"),
+    ("mangle", "INPUT", "-A X -j SET --map-set m src --map-prio", "SET"),
+])
+def test_option_dependent_hook_checks_in_user_chains(table: str, hook: str, rule: str,
+                                                     why: str) -> None:
+    """The kernel checks the option against every hook reaching the user chain."""
+    text = f"*{table}\n:X - [0:0]\n-A {hook} -j X\n{rule}\nCOMMIT\n"
+    with pytest.raises(RestoreError, match=why):
+        parse_restore(text, family=Family.IPV4, filename="t")
+    unreached = f"*{table}\n:X - [0:0]\n{rule}\nCOMMIT\n"
+    parse_restore(unreached, family=Family.IPV4, filename="t")

@@ -68,6 +68,10 @@ class AddrtypeMatch(Extension):
         self._check(out, own_hooks(ctx), ctx.family)
         return out
 
+    def check_rule_hooks(self, options: Sequence[Option], table: str, hooks: Iterable[str],
+                         family: Family = Family.IPV4) -> None:
+        self._check(options, hooks, family)
+
     @staticmethod
     def _check(options: Sequence[Option], hooks: Iterable[str], family: Family) -> None:
         hs = set(hooks)

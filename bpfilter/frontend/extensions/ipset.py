@@ -14,7 +14,7 @@ missing set is only found when the ruleset is loaded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bpfilter.frontend.extensions._acommon import check_hooks_allowed, own_hooks
@@ -26,7 +26,7 @@ from bpfilter.frontend.extensions.base import (
     register,
 )
 from bpfilter.frontend.extensions.types import UINT32_MAX, UINT64_MAX, try_number
-from bpfilter.ir import Option
+from bpfilter.ir import Family, Option
 
 IPSET_MAXNAMELEN = 32
 IPSET_DIM_MAX = 6
@@ -161,6 +161,12 @@ class SetTarget(Extension):
                 check_hooks_allowed("SET", "target", own_hooks(ctx),
                                     ("FORWARD", "OUTPUT", "POSTROUTING"), ctx.family)
         return super().finalize(options, ctx)
+
+    def check_rule_hooks(self, options: Sequence[Option], table: str, hooks: Iterable[str],
+                         family: Family = Family.IPV4) -> None:
+        if any(o.name in ("map-prio", "map-queue") for o in options):
+            check_hooks_allowed("SET", "target", hooks, ("FORWARD", "OUTPUT", "POSTROUTING"),
+                                family)
 
     def format_value(self, opt: Option) -> str:
         return str(opt.value)

@@ -9,7 +9,7 @@ same rule; clamping only from FORWARD/OUTPUT/POSTROUTING.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from bpfilter.frontend.extensions._acommon import (
     check_hooks_allowed,
@@ -98,3 +98,8 @@ class TcpmssTarget(Extension):
             raise ExtensionError("TCPMSS target: Only works on TCP SYN packets "
                                  "(needs e.g. --tcp-flags SYN,RST SYN) (Invalid argument)")
         return (opt,)
+
+    def check_rule_hooks(self, options: Sequence[Option], table: str, hooks: Iterable[str],
+                         family: Family = Family.IPV4) -> None:
+        if any(o.name == "clamp-mss-to-pmtu" for o in options):
+            check_hooks_allowed("TCPMSS", "target", hooks, CLAMP_HOOKS, family)
