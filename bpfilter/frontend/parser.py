@@ -374,11 +374,13 @@ class _Restore:
             ext = match_extension(m.module, self.family)
             if ext is not None:
                 ext.check_hooks(table, reach, self.family)
+                ext.check_rule_hooks(m.options, table, reach, self.family)
         tg = r.target
         if tg is not None:
             ext = target_extension(tg.name, self.family)
             if ext is not None and ext.name != "standard":
                 ext.check_hooks(table, reach, self.family)
+                ext.check_rule_hooks(tg.options, table, reach, self.family)
         del chain
 
 

@@ -118,6 +118,15 @@ class Extension:
         """
         return None
 
+    def check_rule_hooks(self, options: Sequence[Option], table: str, hooks: Iterable[str],
+                         family: Family = Family.IPV4) -> None:
+        """``check_hooks`` for kernel checks that depend on the rule's options.
+
+        (e.g. addrtype ``--limit-iface-in`` is refused when OUTPUT reaches the
+        rule's user chain.) Default: accept.
+        """
+        return None
+
 
 _MATCHES: dict[str, list[Extension]] = {}
 _TARGETS: dict[str, list[Extension]] = {}
