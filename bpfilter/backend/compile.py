@@ -7,6 +7,7 @@ from bpfilter.backend.flavors import FLAVORS, IFNAMES_MAP
 from bpfilter.backend.model import CompiledProgram, FlavorName, UnsupportedRule
 from bpfilter.backend.packet import IFNAMSIZ
 from bpfilter.backend.plan import check_and_needs, plan_table
+from bpfilter.backend.runs import MIN_RUN
 from bpfilter.ir import Family, Table
 from bpfilter.loader import syscall as sc
 from bpfilter.loader.elf import program_spec_from_elf
@@ -26,16 +27,20 @@ def ifnames_spec() -> MapSpec:
     return MapSpec(IFNAMES_MAP, sc.BPF_MAP_TYPE_HASH, 4, IFNAMSIZ, IFNAMES_MAX)
 
 
-def compile_table(table: Table, family: Family, flavor: FlavorName
+def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: int = MIN_RUN
                   ) -> tuple[CompiledProgram, ...]:
     """Compile the filter table for `flavor`; raises UnsupportedRule when a reachable
-    rule cannot be compiled (ask `unsupported_reason` per rule first)."""
+    rule cannot be compiled (ask `unsupported_reason` per rule first).
+
+    `min_run`: runs of at least this many rules differing in one exact value become a
+    binary search (see runs.py); a huge value keeps every rule linear.
+    """
     if table.name != "filter":
         raise UnsupportedRule(f"table {table.name!r}: only the filter table is compiled")
     if family != Family.IPV4:
         raise UnsupportedRule("IPv6 tables are not compiled to BPF yet")
     fl = FLAVORS[flavor]
-    plan = plan_table(table, family)
+    plan = plan_table(table, family, min_run)
     out: list[CompiledProgram] = []
     for prog_name, hook, chains in fl.programs():
         needs = check_and_needs(table, family, chains)

@@ -19,7 +19,8 @@ from bpfilter.backend.matchers import RuleCtx, matcher
 from bpfilter.backend.matchers.generic import emit_generic
 from bpfilter.backend.packet import Packet, PacketView
 from bpfilter.backend.plan import TablePlan
-from bpfilter.ir import STANDARD_VERDICTS
+from bpfilter.backend.runs import ExactRun, plan_steps
+from bpfilter.ir import STANDARD_VERDICTS, Rule
 
 COUNTERS_MAP = "counters"
 
@@ -96,20 +97,19 @@ class ProgramEmitter:
         g = self.g
         chain = self.plan.table.chain(name)
         assert chain is not None
-        for i, rule in enumerate(chain.rules, 1):
+        for step in plan_steps(chain, self.plan.min_run):
+            if isinstance(step, ExactRun):
+                nxt = g.block(f"{name}.{step.first + step.length}")
+                self._emit_run(name, step, pkt, nxt)
+                g.at(nxt)
+                continue
+            i, rule = step, chain.rules[step - 1]
             nxt = g.block(f"{name}.{i + 1}")
-            rc = RuleCtx(g, PacketView(g, pkt), rule, fail=nxt, hotdrop=self.hotdrop)
-            emit_generic(rc, rule)
-            for m in rule.matches:
-                mc = matcher(m.module)
-                assert mc is not None
-                mc.emit(rc, m)
+            self._emit_matches(rule, pkt, nxt)
             t = rule.target
             slot = self.plan.slot(name, i)
             if t is not None and t.name in ("ACCEPT", "DROP"):
-                self._tot_len = pkt.tot_len
-                g.b.store(I32(slot), self.key, align=4)
-                g.b.branch(self.count_accept if t.name == "ACCEPT" else self.count_drop)
+                self._terminal(slot, t.name, pkt)
                 g.at(nxt)
                 continue
             self._count(slot, pkt)
@@ -122,6 +122,57 @@ class ProgramEmitter:
                 self._emit_chain(t.name, pkt, ret if t.goto else nxt, (*stack, t.name))
             g.at(nxt)
         g.b.branch(ret)
+
+    def _emit_matches(self, rule: Rule, pkt: Packet, fail: ir.Block) -> RuleCtx:
+        """Generic fields, then each match in order; continues when all match."""
+        rc = RuleCtx(self.g, PacketView(self.g, pkt), rule, fail=fail, hotdrop=self.hotdrop)
+        emit_generic(rc, rule)
+        for m in rule.matches:
+            mc = matcher(m.module)
+            assert mc is not None
+            mc.emit(rc, m)
+        return rc
+
+    def _terminal(self, slot: int, verdict: str, pkt: Packet) -> None:
+        """Count `slot` and end the walk with ACCEPT/DROP (through the shared tail)."""
+        self._tot_len = pkt.tot_len
+        self.g.b.store(I32(slot), self.key, align=4)
+        self.g.b.branch(self.count_accept if verdict == "ACCEPT" else self.count_drop)
+
+    def _emit_run(self, chain: str, run: ExactRun, pkt: Packet, fail: ir.Block) -> None:
+        """The template's checks once, then a binary search over the run's values."""
+        g, b = self.g, self.g.b
+        rc = self._emit_matches(run.template, pkt, fail)
+        p = rc.pkt
+        if run.field in ("src", "dst"):
+            off = 12 if run.field == "src" else 16
+            hi, lo = g.be16(p.ip, off), g.be16(p.ip, off + 2)
+            value = b.or_(b.shl(hi, I32(16)), lo)
+        else:
+            value = g.be16(p.l4, 0 if run.field == "sport" else 2)
+        assert run.template.target is not None
+        verdict = run.template.target.name
+
+        def search(leaves: tuple[tuple[int, int], ...]) -> None:
+            if len(leaves) <= 2:
+                for v, rule_no in leaves:
+                    hit = g.block(f"{chain}.{rule_no}.hit")
+                    g.branch_if(b.icmp_unsigned("==", value, I32(v)), hit, "miss")
+                    cur = b.block
+                    g.at(hit)
+                    self._terminal(self.plan.slot(chain, rule_no), verdict, pkt)
+                    g.at(cur)
+                b.branch(fail)
+                return
+            mid = len(leaves) // 2
+            left, right = g.block("lt"), g.block("ge")
+            b.cbranch(b.icmp_unsigned("<", value, I32(leaves[mid][0])), left, right)
+            g.at(left)
+            search(leaves[:mid])
+            g.at(right)
+            search(leaves[mid:])
+
+        search(run.leaves)
 
     def _count(self, slot: int, pkt: Packet) -> None:
         """counters[slot] += {1 packet, tot_len bytes} (per-CPU: no atomics)."""

@@ -14,6 +14,7 @@ from bpfilter.backend.flavors import Needs
 from bpfilter.backend.matchers import matcher
 from bpfilter.backend.matchers.generic import uses_in_iface, uses_out_iface
 from bpfilter.backend.model import CounterSlot, UnsupportedRule
+from bpfilter.backend.runs import MIN_RUN
 from bpfilter.frontend.extensions.base import target_extension
 from bpfilter.ir import STANDARD_VERDICTS, Family, Rule, Table, Target
 
@@ -57,6 +58,7 @@ class TablePlan:
 
     table: Table
     slots: tuple[CounterSlot, ...]
+    min_run: int = MIN_RUN  # rules in a run of exact values before it becomes a search
 
     def slot(self, chain: str, rule_number: int | None) -> int:
         return self._index[(chain, rule_number)]
@@ -70,7 +72,7 @@ class TablePlan:
         return idx
 
 
-def plan_table(table: Table, family: Family) -> TablePlan:
+def plan_table(table: Table, family: Family, min_run: int = MIN_RUN) -> TablePlan:
     """Counter slots: every rule of every chain in table order, then each built-in
     chain's policy right after its rules."""
     slots: list[CounterSlot] = []
@@ -78,7 +80,7 @@ def plan_table(table: Table, family: Family) -> TablePlan:
         slots.extend(CounterSlot(chain.name, i) for i in range(1, len(chain.rules) + 1))
         if chain.builtin:
             slots.append(CounterSlot(chain.name, None))
-    return TablePlan(table, tuple(slots))
+    return TablePlan(table, tuple(slots), min_run)
 
 
 def reachable_rules(table: Table, roots: tuple[str, ...], family: Family = Family.IPV4

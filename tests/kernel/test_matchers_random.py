@@ -224,9 +224,26 @@ def gen_rule(rnd: random.Random, level: int, nchains: int) -> str:
     return " ".join(p for p in parts if p)
 
 
+def gen_run(rnd: random.Random) -> list[str]:
+    """8-12 rules differing in one exact value (runs.py turns them into a search),
+    sometimes with duplicates and values the packets carry."""
+    verdict = rnd.choice(["ACCEPT", "DROP"])
+    n = rnd.randint(8, 12)
+    if rnd.random() < 0.5:
+        pool = [*SRCS, *(f"10.1.{k}.{k}" for k in range(20))]
+        return [f"-s {rnd.choice(pool)}/32 -j {verdict}" for _ in range(n)]
+    proto = rnd.choice(["tcp", "udp"])
+    which = rnd.choice(["--dport", "--sport"])
+    pool = [*PORTS, 772, *range(6000, 6020)]
+    return [f"-p {proto} {which} {rnd.choice(pool)} -j {verdict}" for _ in range(n)]
+
+
 def gen_ruleset(rnd: random.Random) -> str:
     nchains = rnd.randint(0, 3)
     lines = [f"-A INPUT {gen_rule(rnd, 0, nchains)}" for _ in range(rnd.randint(1, 8))]
+    if rnd.random() < 0.5:
+        at = rnd.randint(0, len(lines))
+        lines[at:at] = [f"-A INPUT {r}" for r in gen_run(rnd)]
     for k in range(1, nchains + 1):
         lines += [f"-A c{k} {gen_rule(rnd, k, nchains)}" for _ in range(rnd.randint(0, 5))]
     chains = "".join(f":c{k} - [0:0]\n" for k in range(1, nchains + 1))

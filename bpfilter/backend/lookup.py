@@ -1,0 +1,210 @@
+"""Runs of rules replaced by one classifier lookup (decision tree in two ARRAY maps).
+
+Why: the linear walk costs a compare chain per rule; a run of interval rules (see
+`bpfilter.passes.fivetuple`) becomes a tree walk whose cost depends on the tree's
+depth, with the tree in maps so the program stays small and the verifier's work does
+not grow with the rules. The lookup returns the matching rule's counter slot, so
+per-rule counters stay exact; rules the tree never reaches are never counted, exactly
+as in iptables' walk.
+
+Map layouts (little-endian u32):
+  nodes (key = node index, 16 bytes): dim, threshold, left, right; a leaf has
+    dim = LEAF, left = first entry, right = entry count.
+  rules (key = entry index, 56 bytes): (lo, hi) per dimension in `DIMS` order,
+    then action (0 ACCEPT, 1 DROP, 2 hotdrop) and the counter slot.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from bpfilter.backend.gen import I32, PTR, BPF_FUNC_map_lookup_elem, Gen
+from bpfilter.backend.mapdata import MapContents
+from bpfilter.backend.packet import Packet, PacketView
+from bpfilter.ir import Rule, Table
+from bpfilter.passes.dtree import LEAF, LEAF_MAX, MAX_DEPTH, Tree, TreeTooBig, build_tree
+from bpfilter.passes.fivetuple import (
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    L4_HEADER,
+    NDIMS,
+    PORT_NONE,
+    Box,
+    rule_boxes,
+)
+
+MIN_RUN = int(os.environ.get("BPFILTER_MIN_RUN", "16"))  # shorter runs: linear code wins
+NODE = struct.Struct("<4I")
+RULE = struct.Struct(f"<{2 * NDIMS + 2}I")
+ACTION_OFF = 8 * NDIMS
+# Order the leaf scan compares dimensions in: the most selective first.
+CHECK_ORDER = (0, 1, 4, 2, 3, 5)
+
+
+@dataclass(frozen=True)
+class TreeLookup:
+    """Rules `first`..`last` (1-based) of `chain`, classified by `tree`."""
+
+    chain: str
+    first: int
+    last: int
+    nodes_map: str
+    rules_map: str
+    tree: Tree
+    slots: tuple[int, ...]  # counter slot of each rule of the run, by run position
+
+    def contents(self) -> tuple[MapContents, MapContents]:
+        t = self.tree
+        nodes = b"".join(NODE.pack(*n) for n in t.nodes)
+        rules = bytearray()
+        for e in t.entries:
+            b = t.boxes[e]
+            vals: list[int] = []
+            for lo, hi in zip(b.lo, b.hi, strict=True):
+                vals += (lo, hi)
+            rules += RULE.pack(*vals, b.action, self.slots[b.rule])
+        return (MapContents(self.nodes_map, NODE.size, nodes),
+                MapContents(self.rules_map, RULE.size, bytes(rules) or bytes(RULE.size)))
+
+
+def find_runs(rules: Sequence[Rule], min_run: int = MIN_RUN
+              ) -> list[tuple[int, int, list[Box]]]:
+    """(first, last, boxes) of each maximal run of >= min_run interval rules (1-based)."""
+    runs: list[tuple[int, int, list[Box]]] = []
+    cur: list[Box] = []
+    start = 0
+
+    def flush(last: int) -> None:
+        if cur and last - start + 1 >= min_run:
+            runs.append((start, last, list(cur)))
+        cur.clear()
+
+    for i, rule in enumerate(rules, 1):
+        bs = rule_boxes(rule, i - start if cur else 0)
+        if bs is None:
+            flush(i - 1)
+            continue
+        if not cur:
+            start = i
+        cur.extend(bs)
+    flush(len(rules))
+    return runs
+
+
+def plan_lookups(table: Table, slot: Callable[[str, int], int], min_run: int = MIN_RUN
+                 ) -> dict[tuple[str, int], TreeLookup]:
+    """Every run of every chain that becomes a tree lookup, keyed by (chain, first)."""
+    out: dict[tuple[str, int], TreeLookup] = {}
+    for chain in table.chains:
+        for first, last, boxes in find_runs(chain.rules, min_run):
+            try:
+                tree = build_tree(boxes)
+            except TreeTooBig:
+                continue
+            k = len(out)
+            slots = tuple(slot(chain.name, n) for n in range(first, last + 1))
+            out[(chain.name, first)] = TreeLookup(chain.name, first, last, f"lk{k}_nodes",
+                                                  f"lk{k}_rules", tree, slots)
+    return out
+
+
+@dataclass
+class Exits:
+    """Where a lookup's outcomes go in the emitted chain walk."""
+
+    key: ir.Value  # the emitter's stack slot for the counter index
+    count_accept: ir.Block
+    count_drop: ir.Block
+    hotdrop: ir.Block
+    nomatch: ir.Block
+
+
+def emit_tree_lookup(g: Gen, pkt: Packet, lk: TreeLookup, ex: Exits) -> None:
+    """Emit the walk of `lk`'s tree from the current block; every path leaves to `ex`."""
+    b = g.b
+    fields = _packet_fields(g, PacketView(g, pkt))
+    nkey = g.stack(4, "nkey", zero=False)
+    rkey = g.stack(4, "rkey", zero=False)
+    pre = b.block
+    walk, inner, leaf = g.block("lk.walk"), g.block("lk.inner"), g.block("lk.leaf")
+    b.branch(walk)
+
+    g.at(walk)
+    i = b.phi(I32, "depth")
+    n = b.phi(I32, "node")
+    i.add_incoming(I32(0), pre)
+    n.add_incoming(I32(0), pre)
+    b.store(n, nkey, align=4)
+    p = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(lk.nodes_map), nkey])
+    g.require(b.icmp_unsigned("!=", p, ir.Constant(PTR, None)), ex.nomatch, "lk.node")
+    dim = g.load(p, 0, I32, align=4)
+    b.cbranch(b.icmp_unsigned("==", dim, I32(LEAF)), leaf, inner)
+
+    g.at(inner)
+    off = b.zext(b.shl(b.and_(dim, I32(7)), I32(2)), ir.IntType(64))
+    v = g.load(fields, off, I32, align=4)
+    go_left = b.icmp_unsigned("<=", v, g.load(p, 4, I32, align=4))
+    nxt = b.select(go_left, g.load(p, 8, I32, align=4), g.load(p, 12, I32, align=4))
+    i1 = b.add(i, I32(1))
+    i.add_incoming(i1, b.block)
+    n.add_incoming(nxt, b.block)
+    b.cbranch(b.icmp_unsigned("<", i1, I32(MAX_DEPTH + 1)), walk, ex.nomatch)
+
+    g.at(leaf)
+    start = g.load(p, 8, I32, align=4)
+    count = g.load(p, 12, I32, align=4)
+    scan, check, step = g.block("lk.scan"), g.block("lk.check"), g.block("lk.step")
+    b.branch(scan)
+    g.at(scan)
+    j = b.phi(I32, "entry")
+    j.add_incoming(I32(0), leaf)
+    g.require(b.icmp_unsigned("<", j, count), ex.nomatch, "lk.more")
+    b.store(b.add(start, j), rkey, align=4)
+    q = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(lk.rules_map), rkey])
+    g.require(b.icmp_unsigned("!=", q, ir.Constant(PTR, None)), ex.nomatch, "lk.rule")
+    for d in CHECK_ORDER:
+        fv = g.load(fields, 4 * d, I32, align=4)
+        g.require(b.icmp_unsigned(">=", fv, g.load(q, 8 * d, I32, align=4)), step, "lk.lo")
+        g.require(b.icmp_unsigned("<=", fv, g.load(q, 8 * d + 4, I32, align=4)), step, "lk.hi")
+    b.branch(check)
+
+    g.at(check)
+    b.store(g.load(q, ACTION_OFF + 4, I32, align=4), ex.key, align=4)
+    sw = b.switch(g.load(q, ACTION_OFF, I32, align=4), ex.hotdrop)
+    sw.add_case(I32(0), ex.count_accept)
+    sw.add_case(I32(1), ex.count_drop)
+
+    g.at(step)
+    j1 = b.add(j, I32(1))
+    j.add_incoming(j1, step)
+    b.cbranch(b.icmp_unsigned("<", j1, I32(LEAF_MAX)), scan, ex.nomatch)
+
+
+def _packet_fields(g: Gen, pkt: PacketView) -> ir.Value:
+    """Store the packet's point (see fivetuple.packet_point) into an 8 x u32 stack
+    array; the walk indexes it by dimension."""
+    b = g.b
+    f = g.stack(32, "lkfields", zero=False)
+    src = b.bswap(g.raw32(pkt.ip, 12))
+    dst = b.bswap(g.raw32(pkt.ip, 16))
+    proto, fragoff, l4_len = pkt.proto, pkt.fragoff, pkt.l4_len
+    is_tcp = b.icmp_unsigned("==", proto, I32(IPPROTO_TCP))
+    is_udp = b.icmp_unsigned("==", proto, I32(IPPROTO_UDP))
+    need = b.select(is_tcp, I32(L4_HEADER[IPPROTO_TCP]),
+                    b.select(is_udp, I32(L4_HEADER[IPPROTO_UDP]), I32(0)))
+    first = b.icmp_unsigned("==", fragoff, I32(0))
+    too_short = b.and_(first, b.icmp_unsigned("<", l4_len, need))
+    evil = b.and_(is_tcp, b.icmp_unsigned("==", fragoff, I32(1)))
+    short = b.or_(too_short, evil)
+    has_ports = b.and_(b.and_(b.or_(is_tcp, is_udp), first), b.not_(short))
+    sport = b.select(has_ports, g.be16(pkt.l4, 0), I32(PORT_NONE))
+    dport = b.select(has_ports, g.be16(pkt.l4, 2), I32(PORT_NONE))
+    l4ok = b.zext(b.not_(short), I32)
+    for d, val in enumerate((src, dst, proto, sport, dport, l4ok, I32(0), I32(0))):
+        b.store(val, g.ptr(f, 4 * d), align=4)
+    return f
