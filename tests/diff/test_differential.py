@@ -111,3 +111,27 @@ def test_harness_catches_a_wrong_candidate(reference, candidates) -> None:
     assert {first.reference, first.candidate} == {"input", "lost"}
     assert any(w.startswith("policy INPUT") for w in first.walk), first.report()
     assert "iptables walk: policy INPUT" in result.report()
+
+
+SMALL_FILE = """*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -s 192.168.7.0/24 -p tcp -m tcp --dport 22 -j ACCEPT
+-A INPUT -d 10.1.1.1/32 -p udp -m multiport --dports 53,123 -j ACCEPT
+-A FORWARD -d 20.0.0.0/8 -j DROP
+COMMIT
+"""
+
+
+def test_verify_ruleset_file_engine() -> None:
+    """What `bpfilter verify FILE` runs: twin labs built and deleted around one comparison."""
+    from tests.conftest import require_netns
+
+    require_netns()
+    from bpfilter.verify.differential import verify_ruleset
+
+    same = verify_ruleset(SMALL_FILE, IptablesLegacy(), frames=400, seed=1)
+    assert same.frames >= 400 and not same.mismatches
+    wrong = verify_ruleset(SMALL_FILE, PolicyFlipped(), frames=400, seed=1)
+    assert wrong.mismatches and wrong.mismatches[0].confirmed
