@@ -133,7 +133,10 @@ def _ext_longopts(entry: _Loaded) -> tuple[LongOpt, ...]:
     """The extension's options as getopt entries whose val routes to this instance."""
     tpl = _TEMPLATES.get(id(entry.ext))
     if tpl is None:
-        tpl = tuple((n, REQUIRED_ARGUMENT if spec.takes_argument else NO_ARGUMENT, spec)
+        # An optional argument (libxt_rateest) is no argument for getopt: the next
+        # word is taken by _ext_option when it does not start with '-' or '!'.
+        tpl = tuple((n, REQUIRED_ARGUMENT if spec.takes_argument
+                     and not getattr(spec, "optional_arg", False) else NO_ARGUMENT, spec)
                     for spec in entry.ext.options for n in (spec.name, *spec.aliases))
         _TEMPLATES[id(entry.ext)] = tpl
     key = id(entry)
