@@ -70,6 +70,11 @@ CASES: list[tuple[str, str, str, str]] = [
         "-m hashlimit --hashlimit-upto 7/sec --hashlimit-name a --hashlimit-htable-size 100 "
         "--hashlimit-dstmask 0",
         "-m hashlimit --hashlimit-upto 3000000/sec --hashlimit-name a",
+        "-m hashlimit --hashlimit-above 1/day --hashlimit-name a",
+        "-m hashlimit --hashlimit-above 1/hour --hashlimit-burst 30 --hashlimit-name a",
+        "-m hashlimit --hashlimit-above 1/hour --hashlimit-burst 40 --hashlimit-name a",
+        "-m hashlimit --hashlimit-above 1/day --hashlimit-burst 1000 --hashlimit-name a "
+        "--hashlimit-rate-match",
         "-m hashlimit --hashlimit-upto 333/min --hashlimit-name a --hashlimit-mode dstport",
         "-m hashlimit --hashlimit-above 1/day --hashlimit-name a --hashlimit-burst 1 "
         "--hashlimit-rate-match --hashlimit-rate-interval 3",

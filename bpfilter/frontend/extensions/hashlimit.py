@@ -219,6 +219,7 @@ class HashlimitMatch(Extension):
                 avg //= rate.mult
             if interval == 0:
                 interval = 1 if rate.bytes else rate.mult
+        _kernel_rate_check(avg, burst, rate.bytes, rate_match, interval)
         gc = found["hashlimit-htable-gcinterval"].value \
             if "hashlimit-htable-gcinterval" in found else GC_DEFAULT
         if gc == 0 or expire == 0:
@@ -276,6 +277,32 @@ class HashlimitMatch(Extension):
             if v["hashlimit-rate-interval"] != 1:
                 parts.append(f"--hashlimit-rate-interval {v['hashlimit-rate-interval']}")
         return " ".join(parts)
+
+
+# HZ * CREDITS_PER_JIFFY / XT_HASHLIMIT_SCALE_v2 and HZ * CREDITS_PER_JIFFY_BYTES of
+# the kernel: the same for HZ 250 and 1000.
+_CREDITS_PER_AVG = 137438953
+_CREDITS_BYTES = 4194304000
+
+
+def _kernel_rate_check(avg: int, burst: int, nbytes: bool, rate_match: bool,
+                       interval: int) -> None:
+    """hashlimit_mt_check_common's overflow tests (u64 arithmetic that wraps)."""
+    if rate_match:
+        if avg == 0 or avg > UINT32_MAX:
+            raise ExtensionError("hashlimit: invalid rate (Numerical result out of range)")
+        if interval == 0:
+            raise ExtensionError("hashlimit: invalid interval")
+    elif nbytes:
+        if ((avg & UINT32_MAX) * _CREDITS_BYTES >> 32) & UINT32_MAX == 0:
+            raise ExtensionError(f"hashlimit: overflow, rate too high: {avg}")
+    else:
+        def credits(user: int) -> int:
+            return ((user & UINT64_MAX) * _CREDITS_PER_AVG) & UINT64_MAX
+
+        if burst == 0 or credits(avg * burst) < credits(avg):
+            raise ExtensionError(f"hashlimit: overflow, try lower: {avg}/{burst} "
+                                 "(Numerical result out of range)")
 
 
 def _get(found: dict[str, Option], name: str, default: int) -> int:
