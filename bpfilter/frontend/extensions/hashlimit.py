@@ -23,6 +23,7 @@ from bpfilter.frontend.extensions._xtc import parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
+    OptionParser,
     OptionSpec,
     ParseContext,
     register,
@@ -134,14 +135,14 @@ def _name(args: Sequence[str], ctx: ParseContext) -> str:
     return args[0]
 
 
-def _u32(opt: str):  # noqa: ANN202 - small factory of parsers
+def _u32(opt: str) -> OptionParser:
     def parse(args: Sequence[str], ctx: ParseContext) -> int:
         return parse_uint(args[0], UINT32_MAX, "hashlimit", opt)
 
     return parse
 
 
-def _plen(opt: str):  # noqa: ANN202
+def _plen(opt: str) -> OptionParser:
     def parse(args: Sequence[str], ctx: ParseContext) -> int:
         return parse_uint(args[0], ctx.family.bits, "hashlimit", opt)
 

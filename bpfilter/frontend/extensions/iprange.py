@@ -15,6 +15,7 @@ from bpfilter.frontend.extensions._bcommon import inet_ntop
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
+    OptionParser,
     OptionSpec,
     ParseContext,
     register,
@@ -49,7 +50,7 @@ def _addr(text: str, family: Family, opt: str) -> IPAddress:
     raise ExtensionError(f'iprange: Bad value for "--{opt}" option: "{text}"')
 
 
-def _range(opt: str):  # noqa: ANN202 - parser factory
+def _range(opt: str) -> OptionParser:
     def parse(args: Sequence[str], ctx: ParseContext) -> AddrRange:
         lo_s, sep, hi_s = args[0].partition("-")
         lo = _addr(lo_s, ctx.family, opt)

@@ -12,7 +12,13 @@ from collections.abc import Sequence
 
 from bpfilter.frontend.extensions._acommon import exclusive
 from bpfilter.frontend.extensions._xtc import parse_uint, save_string
-from bpfilter.frontend.extensions.base import Extension, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.base import (
+    Extension,
+    OptionParser,
+    OptionSpec,
+    ParseContext,
+    register,
+)
 from bpfilter.frontend.extensions.log import parse_prefix
 from bpfilter.frontend.extensions.types import UINT16_MAX, UINT32_MAX
 from bpfilter.ir import Option
@@ -24,14 +30,14 @@ def _prefix(args: Sequence[str], ctx: ParseContext) -> str:
     return parse_prefix(args[0], PREFIX_MAX, "nflog-prefix")
 
 
-def _u16(opt: str):  # noqa: ANN202 - parser factory
+def _u16(opt: str) -> OptionParser:
     def parse(args: Sequence[str], ctx: ParseContext) -> int:
         return parse_uint(args[0], UINT16_MAX, "NFLOG", opt)
 
     return parse
 
 
-def _u32(opt: str):  # noqa: ANN202
+def _u32(opt: str) -> OptionParser:
     def parse(args: Sequence[str], ctx: ParseContext) -> int:
         return parse_uint(args[0], UINT32_MAX, "NFLOG", opt)
 

@@ -16,6 +16,7 @@ from bpfilter.frontend.extensions._xtc import parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
+    OptionParser,
     OptionSpec,
     ParseContext,
     register,
@@ -23,7 +24,7 @@ from bpfilter.frontend.extensions.base import (
 from bpfilter.ir import Family, Option
 
 
-def _u8(ext: str, opt: str):  # noqa: ANN202 - parser factory
+def _u8(ext: str, opt: str) -> OptionParser:
     def parse(args: Sequence[str], ctx: ParseContext) -> int:
         return parse_uint(args[0], 255, ext, opt)
 
@@ -79,7 +80,7 @@ class HlMatch(_LimitMatch):
     )
 
 
-def _step(ext: str, opt: str):  # noqa: ANN202
+def _step(ext: str, opt: str) -> OptionParser:
     def parse(args: Sequence[str], ctx: ParseContext) -> int:
         v = parse_uint(args[0], 255, ext, opt)
         if v == 0:
