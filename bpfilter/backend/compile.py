@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bpfilter.backend.emit import COUNTERS_MAP, ProgramEmitter
 from bpfilter.backend.flavors import FLAVORS, IFNAMES_MAP
+from bpfilter.backend.lookup import plan_lookups
 from bpfilter.backend.model import CompiledProgram, FlavorName, UnsupportedRule
 from bpfilter.backend.packet import IFNAMSIZ
 from bpfilter.backend.plan import check_and_needs, plan_table
@@ -27,13 +28,15 @@ def ifnames_spec() -> MapSpec:
     return MapSpec(IFNAMES_MAP, sc.BPF_MAP_TYPE_HASH, 4, IFNAMSIZ, IFNAMES_MAX)
 
 
-def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: int = MIN_RUN
-                  ) -> tuple[CompiledProgram, ...]:
+def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: int = MIN_RUN,
+                  lookups: bool = True) -> tuple[CompiledProgram, ...]:
     """Compile the filter table for `flavor`; raises UnsupportedRule when a reachable
     rule cannot be compiled (ask `unsupported_reason` per rule first).
 
     `min_run`: runs of at least this many rules differing in one exact value become a
     binary search (see runs.py); a huge value keeps every rule linear.
+    `lookups`: long runs of 5-tuple rules become decision-tree lookups in maps
+    (lookup.py); the maps' contents come back in CompiledProgram.map_contents.
     """
     if table.name != "filter":
         raise UnsupportedRule(f"table {table.name!r}: only the filter table is compiled")
@@ -41,15 +44,20 @@ def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: 
         raise UnsupportedRule("IPv6 tables are not compiled to BPF yet")
     fl = FLAVORS[flavor]
     plan = plan_table(table, family, min_run)
+    trees = plan_lookups(table, plan.slot) if lookups else {}
     out: list[CompiledProgram] = []
     for prog_name, hook, chains in fl.programs():
         needs = check_and_needs(table, family, chains)
-        module = ProgramEmitter(plan, fl, needs).build(prog_name, chains)
+        emitter = ProgramEmitter(plan, fl, needs, trees)
+        module = emitter.build(prog_name, chains)
         text = str(module)
         maps = [counters_spec(len(plan.slots))]
         if IFNAMES_MAP in fl.maps(needs):
             maps.append(ifnames_spec())
+        contents = tuple(c for lk in emitter.used_lookups.values() for c in lk.contents())
+        maps.extend(c.spec() for c in contents)
         spec = program_spec_from_elf(compile_ir(text), fl.section, prog_name, fl.prog_type,
                                      fl.expected_attach_type, maps)
-        out.append(CompiledProgram(prog_name, flavor, hook, chains, spec, plan.slots, text))
+        out.append(CompiledProgram(prog_name, flavor, hook, chains, spec, plan.slots, text,
+                                   contents))
     return tuple(out)

@@ -11,10 +11,13 @@ each chain from one or two places; a later pass can switch to subprograms).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from llvmlite import ir
 
 from bpfilter.backend.flavors import Flavor, Needs
 from bpfilter.backend.gen import I32, I64, PTR, BPF_FUNC_map_lookup_elem, Gen
+from bpfilter.backend.lookup import Exits, TreeLookup, emit_tree_lookup
 from bpfilter.backend.matchers import RuleCtx, matcher
 from bpfilter.backend.matchers.generic import emit_generic
 from bpfilter.backend.packet import Packet, PacketView
@@ -28,11 +31,15 @@ COUNTERS_MAP = "counters"
 class ProgramEmitter:
     """Builds the LLVM module of one program."""
 
-    def __init__(self, plan: TablePlan, flavor: Flavor, needs: Needs) -> None:
+    def __init__(self, plan: TablePlan, flavor: Flavor, needs: Needs,
+                 lookups: Mapping[tuple[str, int], TreeLookup] | None = None) -> None:
         self.plan = plan
         self.flavor = flavor
         self.needs = needs
         self._tot_len: ir.Value | None = None
+        # lookup: runs replaced by a classifier lookup (lookup.py), by (chain, first rule)
+        self.lookups = lookups or {}
+        self.used_lookups: dict[tuple[str, int], TreeLookup] = {}
 
     def build(self, prog_name: str, chains: tuple[str, ...]) -> ir.Module:
         module = ir.Module(name=prog_name)
@@ -97,7 +104,16 @@ class ProgramEmitter:
         g = self.g
         chain = self.plan.table.chain(name)
         assert chain is not None
+        covered = {n: lk for (c, _), lk in self.lookups.items() if c == name
+                   for n in range(lk.first, lk.last + 1)}
         for step in plan_steps(chain, self.plan.min_run):
+            first = step if isinstance(step, int) else step.first
+            lk = covered.get(first)
+            if lk is not None:  # lookup: the run is one classifier lookup, at its first rule
+                assert isinstance(step, int) or step.first + step.length - 1 <= lk.last
+                if first == lk.first:
+                    self._emit_lookup(lk, pkt)
+                continue
             if isinstance(step, ExactRun):
                 nxt = g.block(f"{name}.{step.first + step.length}")
                 self._emit_run(name, step, pkt, nxt)
@@ -122,6 +138,15 @@ class ProgramEmitter:
                 self._emit_chain(t.name, pkt, ret if t.goto else nxt, (*stack, t.name))
             g.at(nxt)
         g.b.branch(ret)
+
+    def _emit_lookup(self, lk: TreeLookup, pkt: Packet) -> None:
+        """lookup: rules lk.first..lk.last as one tree lookup (backend/lookup.py)."""
+        nxt = self.g.block(f"{lk.chain}.{lk.last + 1}")
+        self._tot_len = pkt.tot_len
+        self.used_lookups[(lk.chain, lk.first)] = lk
+        emit_tree_lookup(self.g, pkt, lk, Exits(self.key, self.count_accept,
+                                                self.count_drop, self.hotdrop, nxt))
+        self.g.at(nxt)
 
     def _emit_matches(self, rule: Rule, pkt: Packet, fail: ir.Block) -> RuleCtx:
         """Generic fields, then each match in order; continues when all match."""

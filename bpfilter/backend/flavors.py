@@ -20,7 +20,6 @@ from llvmlite import ir
 
 from bpfilter.backend.gen import (
     I8,
-    I16,
     I32,
     I64,
     PTR,
@@ -44,6 +43,7 @@ AF_INET = 2
 BPF_FIB_LKUP_RET_SUCCESS = 0
 BPF_FIB_LKUP_RET_NOT_FWDED = 4
 BPF_FIB_LKUP_RET_FWD_DISABLED = 5
+BPF_FIB_LKUP_RET_FRAG_NEEDED = 8
 BPF_FIB_LOOKUP_SKIP_NEIGH = 1 << 2
 FIB_PARAMS_SIZE = 64
 
@@ -145,21 +145,27 @@ class IngressFlavor(Flavor):
     """xdp and tc ingress: one program per interface for INPUT and FORWARD.
 
     Classification, mirroring ip_route_input_slow() as far as a lookup can:
-    * destination multicast (224/4) → pass (multicast routing is not modelled);
+    * destination multicast (224/4) → INPUT: the kernel delivers it locally when the
+      host joined the group and drops it otherwise (multicast forwarding by a
+      routing daemon is not modelled);
     * destination 255.255.255.255 → INPUT (the kernel delivers limited broadcast
       locally before any route lookup);
     * otherwise bpf_fib_lookup(ingress ifindex, SKIP_NEIGH):
       - SUCCESS → forwarded unicast → FORWARD, with the FIB's egress ifindex as
-        `-o`; but TTL <= 1, IP options, an L2 non-unicast frame (and on tc a
-        pkt_type other than PACKET_HOST) → pass, since ip_forward() handles those
-        before the FORWARD hook;
+        `-o`; but TTL <= 1 or an L2 non-unicast frame (on tc: pkt_type other than
+        PACKET_HOST) → pass, since ip_forward() drops those before the FORWARD hook;
+      - FRAG_NEEDED (tc only; XDP is asked without MTU check): DF set → pass
+        (ip_forward answers "fragmentation needed" before the hook), else FORWARD.
+        At XDP a DF packet too big for the egress MTU meets FORWARD (the kernel
+        would answer it before FORWARD: only the ICMP error and counters differ);
       - NOT_FWDED (local or broadcast route; also "no route") → INPUT;
       - FWD_DISABLED (forwarding off on the ingress device: the helper checks this
         before the lookup, so it cannot tell local from not) → INPUT: the kernel
         delivers local packets to INPUT and drops every other one without any
         chain, so the fate is the same; only INPUT counters may also count
         unroutable packets the kernel would drop anyway;
-      - anything else (blackhole, unreachable, prohibit, frag needed, lwt) → pass.
+      - anything else (blackhole, unreachable, prohibit, lwt) → pass: the kernel
+        drops those before any chain (ip_error), so passing is exact.
     Interface names: names are the truth in iptables but the hook only knows an
     ifindex, so the program reads names from the hash map "ifnames" (u32 ifindex →
     char[16]) the loader fills for the namespace; a missing entry → pass.
@@ -215,14 +221,14 @@ class IngressFlavor(Flavor):
         input_blk, forward_blk, fib_blk = g.block("input"), g.block("forward"), g.block("fib")
         daddr = g.raw32(ip, 16)
         first = g.u8(ip, 16)
-        g.require(b.icmp_unsigned("!=", b.and_(first, I32(0xF0)), I32(0xE0)), pass_blk, "mc")
-        b.cbranch(b.icmp_unsigned("==", daddr, I32(0xFFFFFFFF)), input_blk, fib_blk)
+        is_mc = b.icmp_unsigned("==", b.and_(first, I32(0xF0)), I32(0xE0))
+        local_bc = b.or_(is_mc, b.icmp_unsigned("==", daddr, I32(0xFFFFFFFF)))
+        b.cbranch(local_bc, input_blk, fib_blk)
 
         g.at(fib_blk)
         fib = g.stack(FIB_PARAMS_SIZE, "fib")
         b.store(I8(AF_INET), g.ptr(fib, 0))
         b.store(b.trunc(pkt.proto, I8), g.ptr(fib, 1))
-        b.store(b.trunc(pkt.tot_len, I16), g.ptr(fib, 6), align=2)
         b.store(ifindex, g.ptr(fib, 8), align=4)
         b.store(g.load(ip, 1, I8), g.ptr(fib, 12))
         b.store(g.raw32(ip, 12), g.ptr(fib, 16), align=4)
@@ -233,6 +239,14 @@ class IngressFlavor(Flavor):
         sw.add_case(I64(BPF_FIB_LKUP_RET_SUCCESS), forward_blk)
         sw.add_case(I64(BPF_FIB_LKUP_RET_NOT_FWDED), input_blk)
         sw.add_case(I64(BPF_FIB_LKUP_RET_FWD_DISABLED), input_blk)
+        # tot_len 0: XDP skips the MTU check; the skb variant still checks the device MTU
+        # and says FRAG_NEEDED with the egress ifindex filled in. ip_forward() sends
+        # "fragmentation needed" before the FORWARD hook only for DF packets.
+        frag_blk = g.block("fragneeded")
+        sw.add_case(I64(BPF_FIB_LKUP_RET_FRAG_NEEDED), frag_blk)
+        g.at(frag_blk)
+        df = b.icmp_unsigned("!=", b.and_(g.u8(ip, 6), I32(0x40)), I32(0))
+        b.cbranch(df, pass_blk, forward_blk)
 
         if "INPUT" in chains:
             g.at(input_blk)
@@ -244,7 +258,6 @@ class IngressFlavor(Flavor):
         if "FORWARD" in chains:
             g.require(host_unicast, pass_blk, "l2host")
             g.require(b.icmp_unsigned(">", g.u8(ip, 8), I32(1)), pass_blk, "ttl")
-            g.require(b.icmp_unsigned("==", g.u8(ip, 0), I32(0x45)), pass_blk, "noopts")
             out_name = None
             if needs.out_name:
                 out_name = self._ifname(g, g.load(fib, 8, I32, align=4), pass_blk)

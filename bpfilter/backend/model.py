@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from bpfilter.backend.mapdata import MapContents
 from bpfilter.loader.program import ProgramSpec
 
 FlavorName = Literal["xdp", "tc", "nf"]
@@ -44,3 +45,6 @@ class CompiledProgram:
     program: ProgramSpec
     counter_slots: tuple[CounterSlot, ...]
     llvm_ir: str = ""  # the generated LLVM IR text, for `bpfilter plan` and debugging
+    # lookup: contents of the lookup maps among program.maps (by name); the loader
+    # fills them before the program runs (mapdata.fill_map)
+    map_contents: tuple[MapContents, ...] = ()

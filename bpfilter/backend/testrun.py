@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from bpfilter.backend.compile import counters_spec, ifnames_spec
 from bpfilter.backend.flavors import FLAVORS, IFNAMES_MAP
+from bpfilter.backend.mapdata import create_filled
 from bpfilter.backend.model import CompiledProgram, CounterSlot
 from bpfilter.backend.runtime import counter_values, ifname_entry
 from bpfilter.loader.maps import Map
@@ -43,6 +44,7 @@ class LoadedTable:
         self.counters = Map.create(counters_spec(len(self.slots)))
         self.ifnames: Map | None = None
         self.programs: dict[str, Program] = {}
+        self.lookup_maps: dict[str, Map] = {}  # lookup: filled before the program loads
         for cp in programs:
             maps = [self.counters]
             if any(m.name == IFNAMES_MAP for m in cp.program.maps):
@@ -51,12 +53,18 @@ class LoadedTable:
                     for idx, name in socket.if_nameindex():
                         self.ifnames.update(*ifname_entry(idx, name))
                 maps.append(self.ifnames)
+            for c in cp.map_contents:
+                if c.name not in self.lookup_maps:
+                    self.lookup_maps[c.name] = create_filled(c)
+            maps.extend(self.lookup_maps[c.name] for c in cp.map_contents)
             self.programs[cp.hook] = Program.load(cp.program, maps)
 
     def close(self) -> None:
         for p in self.programs.values():
             p.close()
         self.counters.close()
+        for m in self.lookup_maps.values():
+            m.close()
         if self.ifnames is not None:
             self.ifnames.close()
 

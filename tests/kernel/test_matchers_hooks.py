@@ -59,16 +59,25 @@ def test_limited_broadcast_is_local(lab: Lab, flavor: str) -> None:  # noqa: F81
 
 
 @pytest.mark.parametrize("flavor", INGRESS)
+def test_multicast_is_local(lab: Lab, flavor: str) -> None:  # noqa: F811
+    fr = eth(lab, udp(dst="224.0.0.5"), "01:00:5e:00:00:05")
+    assert classify(lab, flavor, fr) == ("DROP", "INPUT")
+
+
+@pytest.mark.parametrize("flavor", INGRESS)
+def test_ip_options_forwarded(lab: Lab, flavor: str) -> None:  # noqa: F811
+    fr = eth(lab, udp(dst=FWD_DST, ip_options=P.ipv4_option_rr()))
+    assert classify(lab, flavor, fr) == ("DROP", "FORWARD")
+
+
+@pytest.mark.parametrize("flavor", INGRESS)
 def test_subnet_broadcast_is_local(lab: Lab, flavor: str) -> None:  # noqa: F811
     fr = eth(lab, udp(dst="192.168.7.255"), "ff:ff:ff:ff:ff:ff")
     assert classify(lab, flavor, fr) == ("DROP", "INPUT")
 
 
 PASSED = {
-    "multicast": lambda lb: eth(lb, udp(dst="224.0.0.5"), "01:00:5e:00:00:05"),
     "ttl-1-forward": lambda lb: eth(lb, udp(dst=FWD_DST, ttl=1)),
-    "ip-options-forward": lambda lb: eth(lb, udp(dst=FWD_DST,
-                                                   ip_options=P.ipv4_option_rr())),
     "l2-broadcast-forward": lambda lb: eth(lb, udp(dst=FWD_DST), "ff:ff:ff:ff:ff:ff"),
     "blackhole-route": lambda lb: eth(lb, udp(dst="10.66.0.1")),
     "arp": lambda lb: eth(lb, bytes(28), ethertype=0x0806),
