@@ -39,6 +39,10 @@ def expectation(case: Case) -> tuple[str, str | None, str]:
     exc = KNOWN_EXCEPTIONS.get(case.key) or KNOWN_EXCEPTIONS.get(case.key.rsplit(":", 2)[0])
     if exc is not None:
         reason, result, text = exc
+        if result == "ENV" and case.result != "FAIL":
+            # 1.8.9 could not run it here (module or kernel object missing): judge by
+            # the .t expectation. A FAIL there is about kernel state: not judged.
+            return case.result, case.expected, ""
         return result, text, reason
     return case.result, case.expected, ""
 
