@@ -126,21 +126,36 @@ class _Loaded:
     longopts: tuple[LongOpt, ...] = ()
 
 
-_TEMPLATES: dict[int, tuple[tuple[str, int, OptionSpec], ...]] = {}
+_TEMPLATES: dict[tuple[int, int], tuple[LongOpt, ...]] = {}
+_TABLES: dict[tuple[int, ...], LongTable] = {}
 
 
-def _ext_longopts(entry: _Loaded) -> tuple[LongOpt, ...]:
-    """The extension's options as getopt entries whose val routes to this instance."""
-    tpl = _TEMPLATES.get(id(entry.ext))
-    if tpl is None:
+def _ext_longopts(ext: Extension, index: int) -> tuple[LongOpt, ...]:
+    """The extension's options as getopt entries whose val routes to the extension
+    loaded ``index``-th on the line (cached: lines load the same few extensions)."""
+    key = (id(ext), index)
+    found = _TEMPLATES.get(key)
+    if found is None:
         # An optional argument (libxt_rateest) is no argument for getopt: the next
         # word is taken by _ext_option when it does not start with '-' or '!'.
-        tpl = tuple((n, REQUIRED_ARGUMENT if spec.takes_argument
-                     and not getattr(spec, "optional_arg", False) else NO_ARGUMENT, spec)
-                    for spec in entry.ext.options for n in (spec.name, *spec.aliases))
-        _TEMPLATES[id(entry.ext)] = tpl
-    key = id(entry)
-    return tuple(LongOpt(n, has, (key, spec)) for n, has, spec in tpl)
+        found = tuple(
+            LongOpt(n, REQUIRED_ARGUMENT if spec.takes_argument
+                    and not getattr(spec, "optional_arg", False) else NO_ARGUMENT,
+                    (index, spec))
+            for spec in ext.options for n in (spec.name, *spec.aliases))
+        _TEMPLATES[key] = found
+    return found
+
+
+def _table_for(loaded: list[_Loaded]) -> LongTable:
+    """Original options, then the newest extension's first (xtables_merge_options)."""
+    key = tuple(id(e.ext) for e in loaded)
+    table = _TABLES.get(key)
+    if table is None:
+        table = LongTable.build([lo for e in reversed(loaded) for lo in e.longopts],
+                                ORIGINAL_OPTS)
+        _TABLES[key] = table
+    return table
 
 
 def _err(msg: str) -> ExtensionError:
@@ -218,20 +233,14 @@ def parse_command(
     proto_used = False
     early = False
     longopts: LongTable = ORIGINAL_OPTS
-    entries: dict[int, _Loaded] = {}
+    entries: list[_Loaded] = []  # in load order; getopt vals carry the index
 
     def relist() -> LongTable:
-        # newest extension first, after the original options (xtables_merge_options)
-        loaded = sorted(entries.values(), key=lambda e: -order[id(e)])
-        return LongTable.build([lo for e in loaded for lo in e.longopts], ORIGINAL_OPTS)
-
-    order: dict[int, int] = {}
+        return _table_for(entries)
 
     def load(ext: Extension) -> _Loaded:
-        entry = _Loaded(ext)
-        entry.longopts = _ext_longopts(entry)
-        entries[id(entry)] = entry
-        order[id(entry)] = len(order)
+        entry = _Loaded(ext, longopts=_ext_longopts(ext, len(entries)))
+        entries.append(entry)
         return entry
 
     def ctx() -> ParseContext:
