@@ -168,6 +168,21 @@ def test_real_ruleset_roundtrip(path: Path, netns: str):
 
 # --- seeded random rulesets -----------------------------------------------------------
 
+MATCH_SNIPPETS = (
+    "-m conntrack --ctstate ESTABLISHED,RELATED", "-m state --state NEW,INVALID",
+    "-m limit --limit 5/min --limit-burst 7", "-m mark ! --mark 0x1/0xff",
+    "-m addrtype --dst-type LOCAL", "-m length --length 10:20",
+    "-m pkttype --pkt-type broadcast", "-m connmark --mark 3", "-m statistic --mode nth "
+    "--every 3 --packet 1", "-m recent --name r1 --rcheck --seconds 60",
+)
+V4_SNIPPETS = ("-m ttl --ttl-gt 3", "-m iprange --src-range 1.2.3.4-1.2.3.9", "-m tos --tos 0x10")
+V6_SNIPPETS = ("-m hl --hl-eq 5", "-m iprange --dst-range ::1-::5", "-m frag --fragid 5")
+TARGET_SNIPPETS = (
+    '-j LOG --log-prefix "x y " --log-level 4', "-j MARK --set-xmark 0x5/0xff",
+    "-j REJECT", "-j CONNMARK --save-mark", "-j NFLOG --nflog-group 3",
+)
+
+
 def _random_rule(rnd: random.Random, chain: str, chains: list[str], v6: bool) -> str:
     parts = [f"-A {chain}"]
     if rnd.random() < 0.5:
@@ -200,6 +215,12 @@ def _random_rule(rnd: random.Random, chain: str, chains: list[str], v6: bool) ->
         parts.append(rnd.choice(["--icmpv6-type echo-request", "--icmpv6-type 1/3"]))
     if rnd.random() < 0.2:
         parts.append(rnd.choice(['-m comment --comment "a b"', "-m comment --comment x"]))
+    if rnd.random() < 0.4:  # other helpers' common matches, printed next to ours
+        parts.append(rnd.choice(MATCH_SNIPPETS + (V6_SNIPPETS if v6 else V4_SNIPPETS)))
+    if rnd.random() < 0.15:
+        parts.append(rnd.choice(TARGET_SNIPPETS + (
+            ("-j REJECT --reject-with tcp-reset",) if proto in ("tcp", "6") else ())))
+        return " ".join(parts)
     target = rnd.choice(["ACCEPT", "DROP", "RETURN", None, *chains])
     if target:
         parts.append(f"{rnd.choice(['-j', '-j', '-g'] if target in chains else ['-j'])} {target}")
