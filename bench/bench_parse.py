@@ -40,3 +40,11 @@ def test_parse_100k(benchmark):
     rs = benchmark.pedantic(parse_restore, args=(text,), kwargs={"family": Family.IPV4},
                             rounds=1, iterations=1)
     assert sum(len(c.rules) for c in rs.table("filter").chains) == N_RULES
+
+
+def test_print_100k(benchmark):
+    from bpfilter.frontend.printer import print_ruleset
+
+    rs = parse_restore(generate(), family=Family.IPV4)
+    text = benchmark.pedantic(print_ruleset, args=(rs,), rounds=1, iterations=1)
+    assert text.count("\n-A ") == N_RULES
