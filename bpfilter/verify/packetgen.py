@@ -28,7 +28,7 @@ from bpfilter.verify.packets import (
     tcp_options,
 )
 from bpfilter.verify.router import LOCAL_NET, usable_destination, usable_source
-from bpfilter.verify.rulegen import BUILTINS, GenRule, GenRuleset
+from bpfilter.verify.rulegen import BUILTINS, ICMP_ANY, GenRule, GenRuleset
 
 PROTOS = (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, 47, 132)
 CONDITIONS = ("proto", "src", "dst", "src_range", "dst_range", "sport", "dport", "multiport",
@@ -114,6 +114,8 @@ def _holds(d: Draft, rule: GenRule, cond: str) -> bool | None:
         return any(_in(p, lo, hi) for p in ports for lo, hi in ranges) != negated
     if cond == "icmp":
         itype, code = v.value
+        if itype == ICMP_ANY:
+            return not v.negated
         return (d.icmp_type == itype and code in (None, d.icmp_code)) != v.negated
     if cond == "tcp_flags":
         mask, comp = v.value
@@ -226,6 +228,8 @@ class PacketGenerator:
                     setattr(draft, field_name, rng.choice(outside))
         elif cond == "icmp":
             itype, code = value.value
+            if itype == ICMP_ANY:
+                return  # matches every ICMP packet: nothing to aim at
             if want != value.negated:
                 draft.icmp_type = itype
                 draft.icmp_code = code if code is not None else rng.choice((0, 1, 3, 15))

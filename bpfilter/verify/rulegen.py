@@ -28,8 +28,9 @@ Range = tuple[int, int]
 PROTO_NAMES = {IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_ICMP: "icmp", 47: "gre",
                132: "sctp", 50: "esp"}
 INTERESTING_PORTS = (0, 1, 22, 53, 80, 443, 1023, 1024, 3306, 8080, 32768, 65534, 65535)
-ICMP_TYPES = ((0, 0), (3, 0), (3, 1), (3, 3), (3, 4), (3, 13), (4, 0), (5, 1), (8, 0),
-              (11, 0), (11, 1), (12, 0), (13, 0), (14, 0))
+ICMP_ANY = 255  # --icmp-type any: every type and code
+ICMP_TYPES = ((ICMP_ANY, None), (0, 0), (3, 0), (3, 1), (3, 3), (3, 4), (3, 13), (4, 0),
+              (5, 1), (8, 0), (11, 0), (11, 1), (12, 0), (13, 0), (14, 0))
 IFACE_PATTERNS_IN = ("in0", "in1", "in+", "i+", "out+", "eth0", "+")
 IFACE_PATTERNS_OUT = ("out0", "out1", "out+", "o+", "in0", "in+", "eth1", "+")
 BUILTINS = ("INPUT", "FORWARD")
@@ -67,6 +68,8 @@ class GenRule:
     dst_range: Neg[Range] | None = None
     target: str | None = None
     goto: bool = False
+    syn_alias: bool = False  # print tcp_flags (FIN,SYN,RST,ACK / SYN) as --syn
+    comment: str | None = None
 
     def line(self) -> str:
         """The ``-A`` line as iptables-restore reads it."""
@@ -91,13 +94,15 @@ class GenRule:
                 out.append(f"{self.sport.bang()}--sport {_range_text(self.sport.value)}")
             if self.dport:
                 out.append(f"{self.dport.bang()}--dport {_range_text(self.dport.value)}")
-            if self.tcp_flags:
+            if self.tcp_flags and self.syn_alias:
+                out.append(f"{self.tcp_flags.bang()}--syn")
+            elif self.tcp_flags:
                 mask, comp = self.tcp_flags.value
                 out.append(f"{self.tcp_flags.bang()}--tcp-flags {_flags_text(mask)} "
                            f"{_flags_text(comp)}")
         if proto == IPPROTO_ICMP and self.icmp:
             itype, code = self.icmp.value
-            text = str(itype) if code is None else f"{itype}/{code}"
+            text = "any" if itype == ICMP_ANY else str(itype) if code is None else f"{itype}/{code}"
             out.append(f"-m icmp {self.icmp.bang()}--icmp-type {text}")
         if self.multiport:
             option, ranges, negated = self.multiport
@@ -114,6 +119,8 @@ class GenRule:
             if self.dst_range:
                 out.append(f"{self.dst_range.bang()}--dst-range "
                            f"{_iprange_text(self.dst_range.value)}")
+        if self.comment:
+            out.append(f'-m comment --comment "{self.comment}"')
         if self.target:
             out.append(f"{'-g' if self.goto else '-j'} {self.target}")
         return " ".join(out)
@@ -268,7 +275,10 @@ class RulesetGenerator:
                     kw["dport"] = Neg(self._port_range(anchors["port"]), neg())
                 if rng.random() < 0.25:
                     kw["sport"] = Neg(self._port_range(anchors["port"]), neg())
-                if proto == IPPROTO_TCP and rng.random() < 0.2:
+                if proto == IPPROTO_TCP and rng.random() < 0.06:
+                    kw["tcp_flags"] = Neg((0x17, 0x02), neg())  # --syn
+                    kw["syn_alias"] = True
+                elif proto == IPPROTO_TCP and rng.random() < 0.2:
                     mask = rng.choice((0x12, 0x17, 0x3F, 0x02, 0x04, 0x29))
                     kw["tcp_flags"] = Neg((mask, mask & rng.choice((0x02, 0x12, 0x10, 0x01, 0))),
                                           neg())
@@ -296,6 +306,8 @@ class RulesetGenerator:
             base = self._dst_anchor(paths, anchors)
             kw["dst_range"] = Neg((base, min(base + rng.choice((0, 1, 7, 300)), 0x7EFFFFFF)),
                                   neg())
+        if rng.random() < 0.04:
+            kw["comment"] = rng.choice(("allow ssh", "fail2ban #3", "x", "k8s: svc/a-b"))
         if not kw and rng.random() < 0.9:
             # an unconditional rule shadows everything after it: keep them rare
             kw["dst"] = Neg(self._prefix(self._dst_anchor(paths, anchors)))

@@ -27,7 +27,8 @@ def test_rulesets_cover_the_listed_features() -> None:
     for feature in (" -g U", " -j U", "-j RETURN", "! -s ", "! -d ", " -f ", "! -f",
                     "--sport ", "--dport ", "--dports ", "-m multiport", "-i ", "-o ", "+ ",
                     "--icmp-type ", "-m length", "--src-range", "--dst-range", ":INPUT DROP",
-                    ":FORWARD ACCEPT", "--tcp-flags", "/255."):
+                    ":FORWARD ACCEPT", "--tcp-flags", "/255.", "--syn", "--icmp-type any",
+                    "--comment "):
         assert feature in text, feature
 
 
