@@ -40,6 +40,7 @@ from bpfilter.ir import (
 )
 
 XT_EXTENSION_MAXNAMELEN = 29
+# sscanf("[%llu:%llu]"): blanks before numbers allowed, anything after ']' ignored.
 _COUNTERS = re.compile(r"\[\s*\+?(\d+):\s*\+?(\d+)\]")
 
 
@@ -202,7 +203,7 @@ class _Restore:
             return
         ctrs = Counters()
         if self.counters:
-            m = _COUNTERS.fullmatch(words[2]) if len(words) > 2 else None
+            m = _COUNTERS.match(words[2]) if len(words) > 2 else None
             if m is None:
                 raise self.err(lineno, raw, f"invalid policy counters for chain '{name}'")
             ctrs = Counters(int(m.group(1)), int(m.group(2)))
