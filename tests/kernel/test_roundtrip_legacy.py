@@ -313,9 +313,15 @@ def test_random_command_lines_match_legacy(netns: str, family: Family):
         try:
             ours = parse_restore(text, family=family)
         except RestoreError as e:
-            if proc.returncode != 0 or "only valid for protocol" in e.message:
+            if "only valid for protocol" in e.message:
                 continue
-            bad.append(f"seed {seed}: refused ({e}) but iptables accepts:\n{text}")
+            if proc.returncode == 0:
+                bad.append(f"seed {seed}: refused ({e}) but iptables accepts:\n{text}")
+                continue
+            err = proc.stderr.decode()
+            m = re.search(r"line:? (\d+)", err)
+            if m and int(m.group(1)) != e.line:
+                bad.append(f"seed {seed}: error line {e.line} ({e}), iptables: {err}\n{text}")
             continue
         if proc.returncode != 0:
             bad.append(f"seed {seed}: accepted but iptables refuses "
