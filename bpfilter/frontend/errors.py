@@ -17,6 +17,9 @@ class RestoreError(Exception):
         # "failed": the table refused the command or the COMMIT ("line N failed");
         # "commit": input ended inside a table ("COMMIT expected at line N").
         self.kind = kind
+        # The ruleset as of the last successful COMMIT before the error (set by
+        # parse_restore): iptables-restore keeps earlier tables committed.
+        self.committed: object | None = None
         self.message = message
         self.file = file
         self.line = line

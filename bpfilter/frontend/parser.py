@@ -97,6 +97,8 @@ def parse_restore(
     ``base`` is the current state (tables not named in the input stay as
     they are; with ``noflush`` named tables are edited instead of replaced).
     ``counters`` is iptables-restore's ``-c``: keep ``[p:b]`` counters.
+    On error, ``RestoreError.committed`` holds the ruleset as of the last
+    successful COMMIT (iptables-restore leaves those tables applied).
     """
     # Parsing builds millions of small immutable objects and frees none: the cyclic
     # GC's full collections would only rescan them (and made 100k rules 2x slower).
@@ -123,6 +125,13 @@ class _Restore:
         return RestoreError(msg, file=self.filename, line=lineno, text=line, kind=kind)
 
     def run(self, text: str) -> Ruleset:
+        try:
+            return self._run(text)
+        except RestoreError as e:
+            e.committed = Ruleset(self.family, tuple(self.tables.values()))
+            raise
+
+    def _run(self, text: str) -> Ruleset:
         cur: _Table | None = None
         skipping = False
         lineno = 0

@@ -157,3 +157,9 @@ def test_ipv6_rules():
 
 def test_rename_updates_jumps():
     assert rules("*filter\n-N A\n-A INPUT -j A\n-E A B\nCOMMIT\n") == ["-A INPUT -j B"]
+
+
+def test_error_keeps_tables_committed_before_it():
+    e = refused("*nat\n-A OUTPUT -j ACCEPT\nCOMMIT\n*filter\n-A INPUT -j NOPE\nCOMMIT\n")
+    assert e.line == 5
+    assert [t.name for t in e.committed.tables] == ["nat"]
