@@ -373,13 +373,14 @@ class _Restore:
             reach = hooks.get(c.name, frozenset())
             for r in c.rules:
                 try:
-                    self.check_rule(t.name, c.name, r, reach)
+                    self.check_rule(t.name, r, reach)
                 except ExtensionError as e:
                     where = f" (rule from {r.location})" if r.location else ""
                     raise self.err(lineno, raw, f"{e}{where}", "failed") from None
         self.tables[t.name] = t.freeze()
 
-    def check_rule(self, table: str, chain: str, r: Rule, reach: frozenset[str]) -> None:
+    def check_rule(self, table: str, r: Rule, reach: frozenset[str]) -> None:
+        """The kernel's checkentry for each match and target, with the reaching hooks."""
         for m in r.matches:
             ext = match_extension(m.module, self.family)
             if ext is not None:
@@ -391,7 +392,6 @@ class _Restore:
             if ext is not None and ext.name != "standard":
                 ext.check_hooks(table, reach, self.family)
                 ext.check_rule_hooks(tg.options, table, reach, self.family)
-        del chain
 
 
 def _rule_key(r: Rule) -> Rule:
