@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass
 
 from bpfilter.frontend.extensions.base import ExtensionError
+from bpfilter.frontend.lexer import save_string  # noqa: F401  (xtables_save_string, re-exported)
 
 UINT8_MAX = 0xFF
 UINT16_MAX = 0xFFFF
