@@ -72,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--hook", default="auto", choices=HOOKS)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     for name, text in (("status", "what is attached where"),
-                       ("flush", "remove everything bpfilter attached and pinned")):
+                       ("flush", "remove everything bpfilter attached and pinned"),
+                       ("attach-new", "attach the loaded xdp/tc filter to interfaces that "
+                                      "appeared since (matching --iface patterns)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("-6", dest="v6", action="store_true", help="IPv6")
     args = ap.parse_args(argv)
@@ -82,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.cmd == "flush":
         print(f"removed {pipeline.flush(family)} attachments")
+        return 0
+    if args.cmd == "attach-new":
+        for line in pipeline.attach_new(family):
+            print(f"attached {line}")
         return 0
     if args.cmd == "plan":
         text, name = _read(args.file)
@@ -274,8 +280,15 @@ def _restore(argv: Sequence[str] | None, family: Family, prog: str) -> int:
         print(e, file=sys.stderr)
         return 4
     except (pipeline.PipelineError, OSError, ValueError) as e:
-        print(f"{prog}: {e}", file=sys.stderr)
+        print(f"{prog}: {e}\n{prog}: nothing changed; the previous ruleset stays in force",
+              file=sys.stderr)
         return 1
+    except pipeline.InterruptedAfterCommit as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; the previous ruleset stays in force", file=sys.stderr)
+        return 130
     if args.verbose and result.plan is not None:
         print(f"{prog}: {result.plan.summary()}", file=sys.stderr)
     return 0

@@ -9,25 +9,36 @@ either the old or the new program; only then is the old state removed.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import signal
 import struct
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from bpfilter import backend
 from bpfilter.attach import Link, attach_netfilter, attach_tc, attach_xdp
+from bpfilter.attach.netfilter import slot_pin_path
 from bpfilter.backend.emit import COUNTERS_MAP
 from bpfilter.backend.flavors import IFNAMES_MAP
 from bpfilter.frontend.parser import parse_restore
 from bpfilter.frontend.printer import print_ruleset
 from bpfilter.ir import BUILTIN_CHAINS, Chain, Counters, Family, Ruleset, Table
 from bpfilter.loader.maps import Map, MapSpec
-from bpfilter.loader.program import Program
+from bpfilter.loader.program import Program, ProgramSpec
 from bpfilter.plan import Plan, plan_ruleset
-from bpfilter.state import LinkRecord, LoadedState, ProgramRecord, StateStore
+from bpfilter.state import (
+    Journal,
+    LinkRecord,
+    LoadedState,
+    ProgramRecord,
+    StateStore,
+    netns_cookie,
+)
 
 # The filter table's netfilter priority (NF_IP_PRI_FILTER): the BPF program
 # takes the filter table's place in the hook order.
@@ -37,6 +48,10 @@ COUNTER = struct.Struct("=QQ")
 
 class PipelineError(Exception):
     """A failure after parsing, with what was being done; nothing was changed."""
+
+
+class InterruptedAfterCommit(KeyboardInterrupt):
+    """Ctrl-C arrived during the commit; it was deferred and the commit completed."""
 
 
 class LockBusy(PipelineError):
@@ -94,10 +109,145 @@ def loaded_ruleset(state: LoadedState | None, family: Family) -> Ruleset:
     return parse_restore(state.ruleset_text, family=family, filename="<loaded state>")
 
 
+# --- test-only hooks ------------------------------------------------------------
+# BPFILTER_TEST_FAIL_AT=verifier|netfilter|attach|commit makes a restore fail at that
+# point (verifier: the real verifier is handed a program it must reject), and
+# BPFILTER_TEST_PAUSE_AT=<point> stops there until the file named by
+# BPFILTER_TEST_PAUSE_FILE (created at the pause) is removed, so a test can kill
+# the process at a known place. Points: prepare (after parsing, before any kernel
+# change), swap (after the first attachment changed), commit (all kernel changes
+# done, state not yet saved). For tests only; never set them in production.
+FAIL_AT_ENV = "BPFILTER_TEST_FAIL_AT"
+PAUSE_AT_ENV = "BPFILTER_TEST_PAUSE_AT"
+PAUSE_FILE_ENV = "BPFILTER_TEST_PAUSE_FILE"
+
+
+def _test_point(point: str) -> None:
+    if os.environ.get(FAIL_AT_ENV) == point:
+        raise PipelineError(f"{point}: failure forced by {FAIL_AT_ENV} (test hook)")
+    if os.environ.get(PAUSE_AT_ENV) == point and os.environ.get(PAUSE_FILE_ENV):
+        marker = Path(os.environ[PAUSE_FILE_ENV])
+        marker.write_text(str(os.getpid()))
+        while marker.exists():
+            time.sleep(0.02)
+
+
+def _forced_verifier_failure(spec: ProgramSpec) -> ProgramSpec:
+    """`exit` with r0 never written: a program every verifier refuses (R0 !read_ok)."""
+    return replace(spec, insns=struct.pack("<BBhi", 0x95, 0, 0, 0))
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C / SIGTERM / SIGHUP wait until the commit is complete or rolled back."""
+    blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+# --- state found on disk ----------------------------------------------------------
+
+def current_state(store: StateStore) -> LoadedState | None:
+    """The loaded state, or None when there is none or it belongs to a dead namespace.
+
+    A namespace's inode can be reused by a new namespace after the old one is
+    deleted; its state (and pins, if any survived) then describe nothing here:
+    the pins are dropped and the state forgotten instead of being trusted.
+    """
+    state = store.load()
+    if state is None:
+        return None
+    cookie = netns_cookie()
+    if state.netns_cookie and cookie and state.netns_cookie != cookie:
+        for pin in _pins_of(state):
+            _unlink_pin(store, pin)
+        store.clear()
+        return None
+    return state
+
+
+def _pins_of(state: LoadedState) -> set[str]:
+    pins = {lr.pin for p in state.programs for lr in p.links}
+    pins |= {p.counters_pin for p in state.programs}
+    return pins | {p.prog_pin for p in state.programs if p.prog_pin}
+
+
+def _unlink_pin(store: StateStore, pin: str) -> None:
+    for path in (store.pin_path(pin), Path(slot_pin_path(store.pin_path(pin)))):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def recover(store: StateStore) -> str | None:
+    """Finish or undo a restore that died during its commit (see state.Journal).
+
+    Call with the lock held. Returns what was done, None when there was nothing.
+    """
+    journal = store.load_journal()
+    if journal is None:
+        return None
+    state = store.load()
+    old = LoadedState.from_json(journal.old_state) if journal.old_state else None
+    if state is not None and state.generation == journal.generation:
+        _remove_stale(store, old, state.programs)
+        for _, prog_pin in journal.updated:
+            _unlink_pin(store, prog_pin)
+        store.clear_journal()
+        return f"finished the interrupted restore of generation {journal.generation}"
+    _rollback(store, journal)
+    return f"rolled back the interrupted restore of generation {journal.generation}"
+
+
+def _rollback(store: StateStore, journal: Journal) -> None:
+    """Put back every program, link and netfilter table the journal says changed."""
+    errors = []
+    for link_pin, prog_pin in journal.updated:
+        link_path, prog_path = store.pin_path(link_pin), store.pin_path(prog_pin)
+        if link_path.exists() and prog_path.exists():
+            try:
+                prog = Program.from_pin(prog_path)
+                try:
+                    Link.from_pin(link_path).update(prog)
+                finally:
+                    prog.close()
+            except OSError as e:
+                errors.append(f"put back {link_pin}: {e}")
+        _unlink_pin(store, prog_pin)
+    for pin in journal.created:
+        path = store.pin_path(pin)
+        if path.exists():
+            try:
+                Link.from_pin(path).detach()
+            except OSError as e:
+                errors.append(f"detach {pin}: {e}")
+        _unlink_pin(store, pin)
+    for pin in journal.new_pins:
+        _unlink_pin(store, pin)
+    if journal.netfilter_backup is not None:
+        family = Family(json.loads(journal.old_state)["family"]) if journal.old_state \
+            else store.family
+        proc = subprocess.run(iptables_restore_command(family), input=journal.netfilter_backup,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            errors.append(f"restore netfilter tables: {proc.stderr.strip()}")
+    store.clear_journal()
+    if errors:
+        raise PipelineError("rollback incomplete: " + "; ".join(errors))
+
+
+# --- restore ------------------------------------------------------------------------
+
 def restore(req: RestoreRequest) -> RestoreResult:
+    """Parse, plan, load and swap in a ruleset; on any failure the old one stays."""
     store = StateStore(req.family)
     with locked(store, req.wait):
-        old_state = store.load()
+        recover(store)
+        old_state = current_state(store)
         old = loaded_ruleset(old_state, req.family)
         ruleset = parse_restore(req.text, family=req.family, filename=req.filename,
                                 noflush=req.noflush, base=old, table_filter=req.table,
@@ -105,47 +255,94 @@ def restore(req: RestoreRequest) -> RestoreResult:
         if req.test:
             return RestoreResult(ruleset, None)
         plan = plan_ruleset(ruleset, req.hook)
-        new_state = _apply(store, old_state, ruleset, plan, req)
-        store.save(new_state)
+        _apply(store, old_state, ruleset, plan, req)
         return RestoreResult(ruleset, plan)
 
 
-def _apply(store: StateStore, old: LoadedState | None, ruleset: Ruleset, plan: Plan,
-           req: RestoreRequest) -> LoadedState:
-    generation = (old.generation + 1) if old else 1
-    # 1. compile and load everything; nothing attached changes if this fails.
-    compiled = [cp for t in plan.bpf_tables
-                for cp in backend.compile_table(t, ruleset.family, plan.flavor)]
-    loaded: list[tuple[backend.CompiledProgram, Program, Map]] = []
+Loaded = tuple[backend.CompiledProgram, Program, dict[str, Map]]
+
+
+def _load_all(compiled: Sequence[backend.CompiledProgram], ruleset: Ruleset,
+              req: RestoreRequest) -> list[Loaded]:
+    """Create maps and load every program (the verifier runs here); nothing attached yet."""
+    loaded: list[Loaded] = []
     shared: dict[str, Map] = {}  # one "counters" / "ifnames" map per table, shared by its programs
     try:
         for cp in compiled:
             maps = [shared.get(spec.name) or shared.setdefault(spec.name, _create_map(spec, req))
                     for spec in cp.program.maps]
-            prog = Program.load(cp.program, maps)
-            loaded.append((cp, prog, shared[COUNTERS_MAP]))
+            spec = cp.program
+            if os.environ.get(FAIL_AT_ENV) == "verifier":
+                spec = _forced_verifier_failure(spec)
+            try:
+                prog = Program.load(spec, maps)
+            except OSError as e:
+                raise PipelineError(f"the kernel verifier refused program {cp.name} "
+                                    f"({', '.join(cp.chains)}): {e}") from e
+            loaded.append((cp, prog, shared))
         if COUNTERS_MAP in shared and compiled:
             _seed_counters(shared[COUNTERS_MAP], compiled[0], ruleset)
-        # 2. the netfilter part (iptables-restore is itself atomic per table).
-        _apply_netfilter(ruleset, plan, old, req)
-        # 3. attach or swap in place, pin, record.
-        records = _attach_all(store, old, loaded, req, generation)
-    except Exception:
+    except BaseException:
         for _, prog, _ in loaded:
             prog.close()
         raise
+    return loaded
+
+
+def _apply(store: StateStore, old: LoadedState | None, ruleset: Ruleset, plan: Plan,
+           req: RestoreRequest) -> LoadedState:
+    generation = (old.generation + 1) if old else 1
+    compiled = [cp for t in plan.bpf_tables
+                for cp in backend.compile_table(t, ruleset.family, plan.flavor)]
+    _test_point("prepare")
+    loaded = _load_all(compiled, ruleset, req)
+    committed: LoadedState | None = None
+    try:
+        with _signals_deferred():
+            committed = _commit(store, old, ruleset, plan, req, loaded, generation)
+        return committed
+    except KeyboardInterrupt:  # delivered when the deferred signals are unblocked
+        if committed is None:
+            raise
+        raise InterruptedAfterCommit("interrupted after the new ruleset was committed "
+                                     "(the new ruleset is in force)") from None
+    finally:
+        for _, prog, _ in loaded:
+            prog.close()  # what is attached is held by its link and pins
+
+
+def _commit(store: StateStore, old: LoadedState | None, ruleset: Ruleset, plan: Plan,
+            req: RestoreRequest, loaded: Sequence[Loaded], generation: int) -> LoadedState:
+    """Every kernel change, journalled first; undone entirely if any step fails."""
+    journal = Journal(generation, old.to_json() if old else None)
+    store.save_journal(journal)
+    try:
+        _apply_netfilter(store, ruleset, plan, old, req, journal)
+        records = _attach_all(store, old, loaded, req, generation, journal)
+        patterns = list(req.ifaces) or ["+"]
+        state = LoadedState(family=int(ruleset.family), ruleset_text=print_ruleset(ruleset),
+                            programs=records,
+                            netfilter_tables=[t.name for t in plan.netfilter_tables],
+                            generation=generation,
+                            iface_patterns=patterns if plan.flavor != "nf" else [],
+                            netns_cookie=netns_cookie())
+        _test_point("commit")
+        store.save(state)  # the commit point
+    except BaseException:
+        _rollback(store, journal)
+        raise
     _remove_stale(store, old, records)
-    return LoadedState(family=int(ruleset.family), ruleset_text=print_ruleset(ruleset),
-                       programs=records,
-                       netfilter_tables=[t.name for t in plan.netfilter_tables],
-                       generation=generation)
+    for _, prog_pin in journal.updated:
+        _unlink_pin(store, prog_pin)
+    store.clear_journal()
+    return state
 
 
 def _create_map(spec: MapSpec, req: RestoreRequest) -> Map:
     """Create a program's map; the interface-name map is filled from the namespace now."""
     m = Map.create(spec)
     if spec.name == IFNAMES_MAP:
-        for name, ifindex in _interfaces(replace(req, ifaces=())):
+        for name, ifindex in _all_interfaces().items():
             m.update(*backend.ifname_entry(ifindex, name))
     return m
 
@@ -167,81 +364,203 @@ def _seed_counters(counters: Map, cp: backend.CompiledProgram, ruleset: Ruleset)
             counters.update(struct.pack("=I", index), values)
 
 
-def _interfaces(req: RestoreRequest) -> list[tuple[str, int]]:
+def _all_interfaces() -> dict[str, int]:
     from pyroute2 import IPRoute
 
     with IPRoute() as ipr:
-        links = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
-    if req.ifaces:
-        missing = [i for i in req.ifaces if i not in links]
-        if missing:
-            raise PipelineError(f"no such interface: {', '.join(missing)}")
-        return [(i, links[i]) for i in req.ifaces]
-    return sorted((name, idx) for name, idx in links.items() if name != "lo")
+        return {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
 
 
-def _attach_all(store: StateStore, old: LoadedState | None,
-                loaded: Sequence[tuple[backend.CompiledProgram, Program, Map]],
-                req: RestoreRequest, generation: int) -> list[ProgramRecord]:
+def iface_matches(pattern: str, name: str) -> bool:
+    """iptables' interface rule: 'eth+' is every name starting with 'eth'; '+' all but lo."""
+    if pattern == "+":
+        return name != "lo"
+    if pattern.endswith("+"):
+        return name.startswith(pattern[:-1])
+    return name == pattern
+
+
+def _interfaces(patterns: Sequence[str]) -> list[tuple[str, int]]:
+    """Interfaces for xdp/tc: named ones must exist; patterns may match none yet."""
+    links = _all_interfaces()
+    missing = [p for p in patterns if not p.endswith("+") and p not in links]
+    if missing:
+        raise PipelineError(f"no such interface: {', '.join(missing)}")
+    return sorted((n, i) for n, i in links.items()
+                  if any(iface_matches(p, n) for p in (patterns or ["+"])))
+
+
+def _attach_all(store: StateStore, old: LoadedState | None, loaded: Sequence[Loaded],
+                req: RestoreRequest, generation: int, journal: Journal) -> list[ProgramRecord]:
+    """Swap programs under existing links, attach new ones; every change journalled."""
     old_links = {(lr.kind, lr.hook, lr.iface): lr
                  for p in (old.programs if old else []) for lr in p.links}
-    for sub in ("links", "maps"):
+    for sub in ("links", "maps", "progs", "rollback"):
         store.pin_path(sub).mkdir(parents=True, exist_ok=True)
+    ifaces = [] if all(cp.flavor == "nf" for cp, _, _ in loaded) else _interfaces(req.ifaces)
+    plan: list[tuple[backend.CompiledProgram, Program, ProgramRecord, str | None, int | None]]
+    plan = []
     records = []
-    for cp, prog, counters in loaded:
+    pinned_maps: set[int] = set()
+    for cp, prog, maps in loaded:
+        counters = maps[COUNTERS_MAP]
         counters_pin = f"maps/counters-{generation}"
-        if not store.pin_path(counters_pin).exists():  # one map shared by the table's programs
+        if id(counters) not in pinned_maps:  # one map shared by the table's programs
+            _unlink_pin(store, counters_pin)  # left by a killed run of this generation
+            journal.new_pins.append(counters_pin)
+            store.save_journal(journal)
             counters.pin(store.pin_path(counters_pin))
+            pinned_maps.add(id(counters))
+        prog_pin = f"progs/{cp.name}-{generation}"
+        _unlink_pin(store, prog_pin)
+        journal.new_pins.append(prog_pin)
+        store.save_journal(journal)
+        prog.pin(store.pin_path(prog_pin))
         record = ProgramRecord(cp.name, cp.flavor, cp.hook, list(cp.chains), counters_pin,
-                               [(s.chain, s.rule_number) for s in cp.counter_slots])
-        targets: list[tuple[str | None, int | None]]
-        targets = [(None, None)] if cp.flavor == "nf" else list(_interfaces(req))
-        for iface, ifindex in targets:
-            key = (cp.flavor, cp.hook, iface)
-            pin = "links/" + "-".join(x for x in (cp.flavor, cp.hook, iface) if x)
-            previous = old_links.get(key)
-            if previous and store.pin_path(previous.pin).exists():
-                Link.from_pin(store.pin_path(previous.pin)).update(prog)
-                pin = previous.pin
-            else:
-                link = _attach(cp, prog, ifindex, store.family)
-                link.pin(store.pin_path(pin))
-            record.links.append(LinkRecord(cp.flavor, cp.hook, iface, pin))
+                               [(s.chain, s.rule_number) for s in cp.counter_slots],
+                               prog_pin=prog_pin)
         records.append(record)
+        targets = [(None, None)] if cp.flavor == "nf" else ifaces
+        plan.extend((cp, prog, record, iface, ifindex) for iface, ifindex in targets)
+    for n, (cp, prog, record, iface, ifindex) in enumerate(plan):
+        if n == len(plan) - 1:
+            _test_point("attach")
+        record.links.append(_attach_one(store, old_links, cp, prog, iface, ifindex, journal))
+        if n == 0:
+            _test_point("swap")
     return records
 
 
-def _attach(cp: backend.CompiledProgram, prog: Program, ifindex: int | None,
+def _attach_one(store: StateStore, old_links: dict[tuple[str, str, str | None], LinkRecord],
+                cp: backend.CompiledProgram, prog: Program, iface: str | None,
+                ifindex: int | None, journal: Journal) -> LinkRecord:
+    key = (cp.flavor, cp.hook, iface)
+    previous = old_links.get(key)
+    if previous and store.pin_path(previous.pin).exists():
+        link = Link.from_pin(store.pin_path(previous.pin))
+        try:
+            backup = f"rollback/{previous.pin.replace('/', '_')}"
+            _unlink_pin(store, backup)
+            old_prog = Program.from_id(link.prog_id)
+            try:
+                old_prog.pin(store.pin_path(backup))
+            finally:
+                old_prog.close()
+            journal.updated.append((previous.pin, backup))
+            store.save_journal(journal)
+            link.update(prog)
+        finally:
+            link.close()
+        return LinkRecord(cp.flavor, cp.hook, iface, previous.pin)
+    pin = "links/" + "-".join(x for x in (cp.flavor, cp.hook, iface) if x)
+    _unlink_pin(store, pin)
+    journal.created.append(pin)
+    store.save_journal(journal)
+    link = _attach(cp.name, cp.flavor, cp.hook, prog, ifindex, store.family)
+    try:
+        link.pin(store.pin_path(pin))
+    except BaseException:
+        link.detach()
+        raise
+    finally:
+        link.close()
+    return LinkRecord(cp.flavor, cp.hook, iface, pin)
+
+
+def _attach(name: str, flavor: str, hook: str, prog: Program, ifindex: int | None,
             family: Family) -> Link:
-    if cp.flavor == "nf":
-        return attach_netfilter(prog, family, cp.hook, NF_PRIORITY_FILTER)
-    if cp.flavor == "xdp":
-        return attach_xdp(prog, ifindex)
-    return attach_tc(prog, ifindex, direction=cp.hook)
+    try:
+        if flavor == "nf":
+            return attach_netfilter(prog, family, hook, NF_PRIORITY_FILTER)
+        if flavor == "xdp":
+            return attach_xdp(prog, ifindex)
+        return attach_tc(prog, ifindex, direction=hook)
+    except OSError as e:
+        raise PipelineError(f"attach {name} ({flavor} {hook}"
+                            + (f" ifindex {ifindex}" if ifindex else "") + f"): {e}") from e
 
 
 def _remove_stale(store: StateStore, old: LoadedState | None,
                   records: Sequence[ProgramRecord]) -> None:
-    """Detach links the new ruleset no longer uses and drop old counter pins."""
+    """Detach links the new ruleset no longer uses and drop old counter/program pins."""
     if old is None:
         return
     kept = {lr.pin for r in records for lr in r.links}
+    kept |= {r.counters_pin for r in records} | {r.prog_pin for r in records}
     _unpin(store, old, keep=kept)
 
 
 def _unpin(store: StateStore, state: LoadedState, keep: set[str] = frozenset()) -> int:
-    """Detach and unpin a state's links (except `keep`) and its counter maps."""
+    """Detach and unpin a state's links (except `keep`) and its map/program pins."""
     removed = 0
     for p in state.programs:
         for lr in p.links:
             path = store.pin_path(lr.pin)
             if lr.pin not in keep and path.exists():
-                Link.from_pin(path).detach()
-                path.unlink()
+                try:
+                    Link.from_pin(path).detach()
+                except OSError:
+                    pass  # a link whose device is gone: only the pin is left to remove
+                _unlink_pin(store, lr.pin)
                 removed += 1
-    for pin in {p.counters_pin for p in state.programs}:
-        store.pin_path(pin).unlink(missing_ok=True)
+    for pin in {p.counters_pin for p in state.programs} | {p.prog_pin for p in state.programs}:
+        if pin and pin not in keep:
+            _unlink_pin(store, pin)
     return removed
+
+
+def attach_new(family: Family) -> list[str]:
+    """Give interfaces that appeared since the restore the filter (`bpfilter attach-new`).
+
+    The xdp/tc programs are pinned, and the state keeps the --iface patterns:
+    every interface matching a pattern without an attachment gets one, and its
+    name goes into the programs' interface-name map (for -i/-o rules). Meant to
+    be run by a udev rule or a network hook when interfaces appear.
+    """
+    store = StateStore(family)
+    with locked(store, None):
+        recover(store)
+        state = current_state(store)
+        if state is None or not state.programs:
+            return []
+        links = _all_interfaces()
+        added: list[str] = []
+        for p in state.programs:
+            if not p.prog_pin or not store.pin_path(p.prog_pin).exists():
+                continue
+            prog = Program.from_pin(store.pin_path(p.prog_pin))
+            try:
+                _fill_ifnames(prog, links)
+                if p.flavor == "nf":
+                    continue
+                have = {lr.iface for lr in p.links}
+                for name, ifindex in sorted(links.items()):
+                    if name in have or not any(iface_matches(pt, name)
+                                               for pt in state.iface_patterns):
+                        continue
+                    pin = "links/" + "-".join((p.flavor, p.hook, name))
+                    _unlink_pin(store, pin)
+                    link = _attach(p.name, p.flavor, p.hook, prog, ifindex, family)
+                    try:
+                        link.pin(store.pin_path(pin))
+                    finally:
+                        link.close()
+                    p.links.append(LinkRecord(p.flavor, p.hook, name, pin))
+                    added.append(f"{p.name} {p.flavor} {p.hook} on {name}")
+            finally:
+                prog.close()
+        store.save(state)
+        return added
+
+
+def _fill_ifnames(prog: Program, links: dict[str, int]) -> None:
+    for m in prog.maps():
+        try:
+            if m.spec.name == IFNAMES_MAP:
+                for name, ifindex in links.items():
+                    m.update(*backend.ifname_entry(ifindex, name))
+        finally:
+            m.close()
 
 
 def iptables_restore_command(family: Family) -> list[str]:
@@ -251,21 +570,56 @@ def iptables_restore_command(family: Family) -> list[str]:
     return [os.environ.get(env, default), "-w"]
 
 
+def iptables_save_command(family: Family) -> list[str]:
+    """The iptables-save that pairs with `iptables_restore_command` (same variant)."""
+    env = "BPFILTER_IP6TABLES_SAVE" if family is Family.IPV6 else "BPFILTER_IPTABLES_SAVE"
+    default = "ip6tables-save" if family is Family.IPV6 else "iptables-save"
+    return [os.environ.get(env, default)]
+
+
 def _empty_table(name: str) -> Table:
     return Table(name, tuple(Chain(c, "ACCEPT") for c in BUILTIN_CHAINS[name]))
 
 
-def _apply_netfilter(ruleset: Ruleset, plan: Plan, old: LoadedState | None,
-                     req: RestoreRequest) -> None:
+def netfilter_tables_text(family: Family, names: Sequence[str]) -> str:
+    """The live netfilter tables `names` as iptables-save text (absent ones: empty)."""
+    proc = subprocess.run(iptables_save_command(family), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise PipelineError(f"read netfilter ({' '.join(iptables_save_command(family))}): "
+                            f"{proc.stderr.strip()}")
+    blocks: dict[str, list[str]] = {}
+    cur: list[str] | None = None
+    for line in proc.stdout.splitlines():
+        if line.startswith("*"):
+            cur = blocks.setdefault(line[1:].strip(), [line])
+        elif cur is not None and not line.startswith("#"):
+            cur.append(line)
+            if line == "COMMIT":
+                cur = None
+    out = []
+    for name in names:
+        if name in blocks:
+            out.append("\n".join(blocks[name]) + "\n")
+        else:
+            out.append(print_ruleset(Ruleset(family, (_empty_table(name),))))
+    return "".join(out)
+
+
+def _apply_netfilter(store: StateStore, ruleset: Ruleset, plan: Plan, old: LoadedState | None,
+                     req: RestoreRequest, journal: Journal) -> None:
     """Hand the netfilter tables to iptables-restore; empty the ones now in BPF.
 
-    Only tables bpfilter itself put into netfilter are ever emptied.
+    Only tables bpfilter itself put into netfilter are ever emptied. What they
+    held before is kept in the journal first, so a later failure can put it back.
     """
     tables = list(plan.netfilter_tables)
     previously = set(old.netfilter_tables) if old else set()
     tables += [_empty_table(t.name) for t in plan.bpf_tables if t.name in previously]
     if not tables:
         return
+    journal.netfilter_backup = netfilter_tables_text(ruleset.family, [t.name for t in tables])
+    store.save_journal(journal)
+    _test_point("netfilter")
     text = print_ruleset(Ruleset(ruleset.family, tuple(tables)), counters=req.counters)
     cmd = iptables_restore_command(ruleset.family) + (["-c"] if req.counters else [])
     proc = subprocess.run(cmd, input=text, capture_output=True, text=True)
@@ -311,10 +665,22 @@ def with_counters(ruleset: Ruleset, counts: dict[tuple[str, int | None], Counter
     return replace(ruleset, tables=tuple(tables))
 
 
+def _recover_if_idle(store: StateStore) -> str | None:
+    """Readers repair an interrupted restore too, unless a restore is running now."""
+    if not store.journal_file.exists():
+        return None
+    try:
+        with locked(store, 0.0):
+            return recover(store)
+    except LockBusy:
+        return None
+
+
 def save(family: Family, counters: bool = False, table: str | None = None) -> str:
     """What is loaded, as iptables-save prints it (policy counters always)."""
     store = StateStore(family)
-    state = store.load()
+    _recover_if_idle(store)
+    state = current_state(store)
     ruleset = loaded_ruleset(state, family)
     if state is not None and state.programs:
         ruleset = with_counters(ruleset, read_counters(store, state))
@@ -327,7 +693,8 @@ def flush(family: Family) -> int:
     """Detach and unpin everything bpfilter loaded here; returns links removed."""
     store = StateStore(family)
     with locked(store, None):
-        state = store.load()
+        recover(store)
+        state = current_state(store)
         if state is None:
             return 0
         removed = _unpin(store, state)
@@ -341,10 +708,12 @@ def flush(family: Family) -> int:
 
 def status(family: Family) -> str:
     store = StateStore(family)
-    state = store.load()
+    recovered = _recover_if_idle(store)
+    state = current_state(store)
+    lines = [recovered] if recovered else []
     if state is None:
-        return "nothing loaded"
-    lines = [f"generation {state.generation}"]
+        return "\n".join([*lines, "nothing loaded"])
+    lines.append(f"generation {state.generation}")
     for p in state.programs:
         for lr in p.links:
             where = f"{lr.kind} {lr.hook}" + (f" on {lr.iface}" if lr.iface else "")
@@ -352,4 +721,11 @@ def status(family: Family) -> str:
             lines.append(f"{p.name}: {where} ({', '.join(p.chains)}) {alive}")
     for t in state.netfilter_tables:
         lines.append(f"table {t}: netfilter (iptables-restore)")
+    if state.iface_patterns:
+        lines.append(f"interfaces: {' '.join(state.iface_patterns)}")
+        have = {lr.iface for p in state.programs for lr in p.links}
+        waiting = sorted(n for n in _all_interfaces() if n not in have and any(
+            iface_matches(pt, n) for pt in state.iface_patterns))
+        for name in waiting:
+            lines.append(f"{name}: matches but has no filter yet (run `bpfilter attach-new`)")
     return "\n".join(lines)

@@ -9,10 +9,14 @@ temporary directory):
       <netns>/<family>/links/...
       <netns>/<family>/maps/...
   <run>/state/<netns>/<family>.json   what was loaded: ruleset text, programs, pins
+  <run>/state/<netns>/<family>.journal.json   only while a restore commits (see Journal)
 
 /run is shared by `ip netns exec` (only /sys is remounted), so a bpffs mounted
 there from the host mount namespace is seen by every later command. <netns> is
-the inode of /proc/self/ns/net, which names the network namespace.
+the inode of /proc/self/ns/net, which names the network namespace. Inodes are
+reused once a namespace is gone, so a state also records the namespace's
+cookie (SO_NETNS_COOKIE, never reused while the machine runs): a state whose
+cookie differs belongs to a dead namespace and is discarded, not trusted.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -83,6 +88,19 @@ def netns_id() -> str:
     return str(os.stat("/proc/self/ns/net").st_ino)
 
 
+SO_NETNS_COOKIE = 71  # include/uapi/asm-generic/socket.h, kernel >= 5.14
+
+
+def netns_cookie() -> int:
+    """The current network namespace's cookie (0 when the kernel has none)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            return int.from_bytes(s.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8),
+                                  "little")
+    except OSError:
+        return 0
+
+
 def family_name(family: Family) -> str:
     return "ipv4" if family is Family.IPV4 else "ipv6"
 
@@ -108,6 +126,7 @@ class ProgramRecord:
     counters_pin: str  # relative to StateStore.pin_dir
     counter_slots: list[tuple[str, int | None]]  # (chain, rule number or None = policy)
     links: list[LinkRecord] = field(default_factory=list)
+    prog_pin: str = ""  # the program itself, so `attach-new` can attach it to new interfaces
 
 
 @dataclass
@@ -119,6 +138,8 @@ class LoadedState:
     programs: list[ProgramRecord] = field(default_factory=list)
     netfilter_tables: list[str] = field(default_factory=list)  # handed to iptables-restore
     generation: int = 0
+    iface_patterns: list[str] = field(default_factory=list)  # xdp/tc: --iface, '+' = all
+    netns_cookie: int = 0
 
     @staticmethod
     def from_json(text: str) -> LoadedState:
@@ -171,3 +192,43 @@ class StateStore:
 
     def clear(self) -> None:
         self.state_file.unlink(missing_ok=True)
+
+    @property
+    def journal_file(self) -> Path:
+        return self.state_file.with_suffix(".journal.json")
+
+    def save_journal(self, journal: Journal) -> None:
+        """Written before each kernel change of a commit (atomically, like the state)."""
+        self.journal_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.journal_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(journal), indent=1))
+        os.replace(tmp, self.journal_file)
+
+    def load_journal(self) -> Journal | None:
+        try:
+            raw = json.loads(self.journal_file.read_text())
+        except FileNotFoundError:
+            return None
+        raw["updated"] = [tuple(u) for u in raw["updated"]]
+        return Journal(**raw)
+
+    def clear_journal(self) -> None:
+        self.journal_file.unlink(missing_ok=True)
+
+
+@dataclass
+class Journal:
+    """What a restore changes in the kernel, written before it changes it.
+
+    Why: a restore killed in the middle of its commit (SIGKILL, power loss of
+    the process) must not leave half a ruleset. The next bpfilter command finds
+    the journal and either finishes (the new state was saved: the commit point)
+    or undoes everything listed here, so the previous ruleset is back in force.
+    """
+
+    generation: int  # the generation being committed
+    old_state: str | None  # JSON of the state before, None when nothing was loaded
+    updated: list[tuple[str, str]] = field(default_factory=list)  # (link pin, old prog pin)
+    created: list[str] = field(default_factory=list)  # link pins this restore made
+    new_pins: list[str] = field(default_factory=list)  # map/program pins this restore made
+    netfilter_backup: str | None = None  # iptables-save text to put back on rollback
