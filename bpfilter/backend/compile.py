@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from bpfilter.backend.emit import COUNTERS_MAP, ProgramEmitter
-from bpfilter.backend.flavors import FLAVORS, IFNAMES_MAP
+from bpfilter.backend.flavors import (
+    IFNAMES_MAP,
+    INGRESS_SEEN_MAP,
+    INGRESS_SEEN_MAX,
+    PROGRAM_SETS,
+)
 from bpfilter.backend.lookup import plan_lookups
 from bpfilter.backend.model import CompiledProgram, FlavorName, UnsupportedRule
 from bpfilter.backend.packet import IFNAMSIZ
@@ -28,10 +33,23 @@ def ifnames_spec() -> MapSpec:
     return MapSpec(IFNAMES_MAP, sc.BPF_MAP_TYPE_HASH, 4, IFNAMSIZ, IFNAMES_MAX)
 
 
+def ingress_seen_spec() -> MapSpec:
+    return MapSpec(INGRESS_SEEN_MAP, sc.BPF_MAP_TYPE_ARRAY, 4, 4, INGRESS_SEEN_MAX)
+
+
+MAP_SPECS = {IFNAMES_MAP: ifnames_spec, INGRESS_SEEN_MAP: ingress_seen_spec}
+
+
 def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: int = MIN_RUN,
                   lookups: bool = True) -> tuple[CompiledProgram, ...]:
     """Compile the filter table for `flavor`; raises UnsupportedRule when a reachable
     rule cannot be compiled (ask `unsupported_reason` per rule first).
+
+    "nf": one program per built-in chain at its own hook. "xdp"/"tc": the ingress
+    program (INPUT + FORWARD) plus nf programs that complete it exactly — INPUT and
+    FORWARD companions deciding only what ingress passes on (fragments, interfaces
+    without the ingress program; see flavors.NfCompanionFlavor) and the OUTPUT chain.
+    Each CompiledProgram's `flavor` says how to attach it.
 
     `min_run`: runs of at least this many rules differing in one exact value become a
     binary search (see runs.py); a huge value keeps every rule linear.
@@ -42,22 +60,21 @@ def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: 
         raise UnsupportedRule(f"table {table.name!r}: only the filter table is compiled")
     if family != Family.IPV4:
         raise UnsupportedRule("IPv6 tables are not compiled to BPF yet")
-    fl = FLAVORS[flavor]
     plan = plan_table(table, family, min_run)
     trees = plan_lookups(table, plan.slot) if lookups else {}
     out: list[CompiledProgram] = []
-    for prog_name, hook, chains in fl.programs():
-        needs = check_and_needs(table, family, chains)
-        emitter = ProgramEmitter(plan, fl, needs, trees)
-        module = emitter.build(prog_name, chains)
-        text = str(module)
-        maps = [counters_spec(len(plan.slots))]
-        if IFNAMES_MAP in fl.maps(needs):
-            maps.append(ifnames_spec())
-        contents = tuple(c for lk in emitter.used_lookups.values() for c in lk.contents())
-        maps.extend(c.spec() for c in contents)
-        spec = program_spec_from_elf(compile_ir(text), fl.section, prog_name, fl.prog_type,
-                                     fl.expected_attach_type, maps)
-        out.append(CompiledProgram(prog_name, flavor, hook, chains, spec, plan.slots, text,
-                                   contents))
+    for fl in PROGRAM_SETS[flavor]:
+        for prog_name, hook, chains in fl.programs():
+            needs = check_and_needs(table, family, chains)
+            emitter = ProgramEmitter(plan, fl, needs, trees)
+            module = emitter.build(prog_name, chains)
+            text = str(module)
+            maps = [counters_spec(len(plan.slots))]
+            maps += [MAP_SPECS[name]() for name in fl.maps(needs)]
+            contents = tuple(c for lk in emitter.used_lookups.values() for c in lk.contents())
+            maps.extend(c.spec() for c in contents)
+            spec = program_spec_from_elf(compile_ir(text), fl.section, prog_name, fl.prog_type,
+                                         fl.expected_attach_type, maps)
+            out.append(CompiledProgram(prog_name, fl.name, hook, chains, spec, plan.slots,
+                                       text, contents))
     return tuple(out)

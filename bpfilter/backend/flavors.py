@@ -20,6 +20,7 @@ from llvmlite import ir
 
 from bpfilter.backend.gen import (
     I8,
+    I16,
     I32,
     I64,
     PTR,
@@ -48,6 +49,11 @@ BPF_FIB_LOOKUP_SKIP_NEIGH = 1 << 2
 FIB_PARAMS_SIZE = 64
 
 IFNAMES_MAP = "ifnames"  # xdp/tc: ifindex (u32) → interface name (char[16])
+# xdp/tc + nf companions: ARRAY u32 ifindex → u32, set to 1 by the ingress program for
+# every interface it runs on (packets from those were decided there, unless fragments).
+INGRESS_SEEN_MAP = "ingress_seen"
+INGRESS_SEEN_MAX = 16384
+IP_MF, IP_OFFSET = 0x2000, 0x1FFF
 
 
 @dataclass(frozen=True)
@@ -175,7 +181,8 @@ class IngressFlavor(Flavor):
         return [("filter_ingress", "ingress", ("INPUT", "FORWARD"))]
 
     def maps(self, needs: Needs) -> tuple[str, ...]:
-        return (IFNAMES_MAP,) if needs.in_name or needs.out_name else ()
+        names = (IFNAMES_MAP,) if needs.in_name or needs.out_name else ()
+        return (*names, INGRESS_SEEN_MAP)
 
     # subclass hooks
     def load_bytes(self, g: Gen, ctx: ir.Value, off: ir.Value, buf: ir.Value,
@@ -197,6 +204,8 @@ class IngressFlavor(Flavor):
                       emit_chain: ChainEmitter, pass_blk: ir.Block) -> None:
         b = g.b
         ctx = g.func.args[0]
+        ifindex = self.ifindex(g, ctx)
+        mark_ingress_seen(g, ifindex, pass_blk)
         host_unicast = self.host_checks(g, ctx, pass_blk)
         # The frame goes 2 bytes into the buffer so the IP header is 8-aligned on the
         # stack (the verifier refuses misaligned stack loads).
@@ -214,7 +223,10 @@ class IngressFlavor(Flavor):
             return self.load_bytes(g, ctx, b.add(off, I64(ETH_HLEN)), buf, n)
 
         pkt = self.parse_ipv4(g, ip, avail, needs, load_l4, pass_blk)
-        ifindex = self.ifindex(g, ctx)
+        # Fragments: INPUT (and FORWARD when conntrack defragments) see the reassembled
+        # datagram, so fragments go on to the kernel and the nf companion programs.
+        g.require(b.icmp_unsigned("==", b.and_(g.be16(ip, 6), I32(IP_MF | IP_OFFSET)), I32(0)),
+                  pass_blk, "notfrag")
         in_name = self._ifname(g, ifindex, pass_blk) if needs.in_name else None
         zero_name = g.stack(IFNAMSIZ, "noname") if needs.out_name else None
 
@@ -271,6 +283,22 @@ class IngressFlavor(Flavor):
         name = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(IFNAMES_MAP), key])
         g.require(g.b.icmp_unsigned("!=", name, ir.Constant(PTR, None)), pass_blk, "ifname")
         return name
+
+
+def mark_ingress_seen(g: Gen, ifindex: ir.Value, pass_blk: ir.Block) -> None:
+    """ingress_seen[ifindex] = 1 (written once); an ifindex beyond the array → pass, so
+    the nf companions decide that interface's packets."""
+    b = g.b
+    key = g.stack(4, "seenkey", zero=False)
+    b.store(ifindex, key, align=4)
+    seen = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(INGRESS_SEEN_MAP), key])
+    g.require(b.icmp_unsigned("!=", seen, ir.Constant(PTR, None)), pass_blk, "seenslot")
+    done, mark = g.block("seen"), g.block("markseen")
+    b.cbranch(b.icmp_unsigned("==", b.load(seen, typ=I32, align=4), I32(0)), mark, done)
+    g.at(mark)
+    b.store(I32(1), seen, align=4)
+    b.branch(done)
+    g.at(done)
 
 
 def _with_names(pkt: Packet, in_name: ir.Value | None, out_name: ir.Value | None) -> Packet:
@@ -359,6 +387,7 @@ class NfFlavor(Flavor):
         ip = g.stack(IPHDR, "ip")
         rc = g.helper(BPF_FUNC_dynptr_read, I64, [ip, I64(IPHDR), dptr, I64(0), I64(0)])
         g.require(b.icmp_signed("==", rc, I64(0)), pass_blk, "iphdr")
+        self.gate(g, ctx, state, skb, ip, pass_blk)
 
         def load_l4(off: ir.Value, buf: ir.Value, n: ir.Value) -> ir.Value:
             return g.helper(BPF_FUNC_dynptr_read, I64, [buf, n, dptr, off, I64(0)])
@@ -368,6 +397,10 @@ class NfFlavor(Flavor):
         out_name = self._devname(g, state, "out") if needs.out_name else None
         (chain,) = chains
         emit_chain(chain, _with_names(pkt, in_name, out_name))
+
+    def gate(self, g: Gen, ctx: ir.Value, state: ir.Value, skb: ir.Value, ip: ir.Value,
+             pass_blk: ir.Block) -> None:
+        """Which packets this program decides (all: it implements its chain alone)."""
 
     def _devname(self, g: Gen, state: ir.Value, which: str) -> ir.Value:
         from bpfilter.loader import btf
@@ -380,4 +413,56 @@ class NfFlavor(Flavor):
         return buf
 
 
+class NfCompanionFlavor(NfFlavor):
+    """nf programs at INPUT / FORWARD completing an xdp/tc ingress program: they decide
+    only what ingress could not — packets that came in on an interface without the
+    ingress program (e.g. a VLAN device, or ingress_seen unset), and fragments or
+    reassembled datagrams (IPCB(skb)->frag_max_size != 0), which ingress passes on.
+    Everything else was decided (and counted) at ingress: NF_ACCEPT untouched.
+    """
+
+    def programs(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        return [(f"filter_{c.lower()}", c, (c,)) for c in ("INPUT", "FORWARD")]
+
+    def maps(self, needs: Needs) -> tuple[str, ...]:
+        return (INGRESS_SEEN_MAP,)
+
+    def gate(self, g: Gen, ctx: ir.Value, state: ir.Value, skb: ir.Value, ip: ir.Value,
+             pass_blk: ir.Block) -> None:
+        from bpfilter.loader import btf
+
+        b = g.b
+        decide = g.block("decide")
+        frag = b.and_(g.be16(ip, 6), I32(IP_MF | IP_OFFSET))
+        g.branch_if(b.icmp_unsigned("!=", frag, I32(0)), decide, "whole")
+        cb = btf.struct_member_offset("sk_buff", "cb")
+        fms = btf.struct_member_offset("inet_skb_parm", "frag_max_size")
+        reasm = g.load(skb, cb + fms, I16, align=2)
+        g.branch_if(b.icmp_unsigned("!=", reasm, I16(0)), decide, "notreasm")
+        dev = g.load(state, btf.struct_member_offset("nf_hook_state", "in"), PTR, align=8)
+        ifindex = g.load(dev, btf.struct_member_offset("net_device", "ifindex"), I32, align=4)
+        key = g.stack(4, "seenkey", zero=False)
+        b.store(ifindex, key, align=4)
+        seen = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(INGRESS_SEEN_MAP), key])
+        g.branch_if(b.icmp_unsigned("==", seen, ir.Constant(PTR, None)), decide, "seenslot")
+        g.branch_if(b.icmp_unsigned("==", b.load(seen, typ=I32, align=4), I32(0)), decide,
+                    "seen")
+        b.branch(pass_blk)
+        g.at(decide)
+
+
+class NfOutputFlavor(NfFlavor):
+    """The nf OUTPUT program of an xdp/tc table (ingress never sees local output)."""
+
+    def programs(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        return [("filter_output", "OUTPUT", ("OUTPUT",))]
+
+
 FLAVORS: dict[str, Flavor] = {f.name: f for f in (XdpFlavor(), TcFlavor(), NfFlavor())}
+# What compile_table builds per flavor: xdp/tc are completed by nf programs so the
+# table is implemented exactly (see NfCompanionFlavor).
+PROGRAM_SETS: dict[str, tuple[Flavor, ...]] = {
+    "xdp": (FLAVORS["xdp"], NfCompanionFlavor(), NfOutputFlavor()),
+    "tc": (FLAVORS["tc"], NfCompanionFlavor(), NfOutputFlavor()),
+    "nf": (FLAVORS["nf"],),
+}

@@ -14,12 +14,12 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bpfilter.backend.compile import counters_spec, ifnames_spec
+from bpfilter.backend.emit import COUNTERS_MAP
 from bpfilter.backend.flavors import FLAVORS, IFNAMES_MAP
-from bpfilter.backend.mapdata import create_filled
+from bpfilter.backend.mapdata import MapContents, create_filled
 from bpfilter.backend.model import CompiledProgram, CounterSlot
 from bpfilter.backend.runtime import counter_values, ifname_entry
-from bpfilter.loader.maps import Map
+from bpfilter.loader.maps import Map, MapSpec
 from bpfilter.loader.program import Program
 
 NF_HOOKS = {"PREROUTING": 0, "INPUT": 1, "FORWARD": 2, "OUTPUT": 3, "POSTROUTING": 4}
@@ -41,32 +41,36 @@ class LoadedTable:
     def __init__(self, programs: Sequence[CompiledProgram]) -> None:
         self.compiled = tuple(programs)
         self.slots: tuple[CounterSlot, ...] = programs[0].counter_slots
-        self.counters = Map.create(counters_spec(len(self.slots)))
-        self.ifnames: Map | None = None
+        self.maps: dict[str, Map] = {}  # one live map per name, shared by the programs
         self.programs: dict[str, Program] = {}
-        self.lookup_maps: dict[str, Map] = {}  # lookup: filled before the program loads
-        for cp in programs:
-            maps = [self.counters]
-            if any(m.name == IFNAMES_MAP for m in cp.program.maps):
-                if self.ifnames is None:
-                    self.ifnames = Map.create(ifnames_spec())
-                    for idx, name in socket.if_nameindex():
-                        self.ifnames.update(*ifname_entry(idx, name))
-                maps.append(self.ifnames)
-            for c in cp.map_contents:
-                if c.name not in self.lookup_maps:
-                    self.lookup_maps[c.name] = create_filled(c)
-            maps.extend(self.lookup_maps[c.name] for c in cp.map_contents)
-            self.programs[cp.hook] = Program.load(cp.program, maps)
+        try:
+            for cp in programs:
+                contents = {c.name: c for c in cp.map_contents}
+                live = [self._map(spec, contents) for spec in cp.program.maps]
+                self.programs[cp.hook] = Program.load(cp.program, live)
+        except BaseException:
+            self.close()
+            raise
+        self.counters = self.maps[COUNTERS_MAP]
+
+    def _map(self, spec: MapSpec, contents: dict[str, MapContents]) -> Map:
+        m = self.maps.get(spec.name)
+        if m is None:
+            # lookup maps are filled before the program loads
+            m = create_filled(contents[spec.name]) if spec.name in contents else \
+                Map.create(spec)
+            self.maps[spec.name] = m
+            if spec.name == IFNAMES_MAP:
+                for idx, name in socket.if_nameindex():
+                    m.update(*ifname_entry(idx, name))
+        return m
 
     def close(self) -> None:
         for p in self.programs.values():
             p.close()
-        self.counters.close()
-        for m in self.lookup_maps.values():
+        for m in self.maps.values():
             m.close()
-        if self.ifnames is not None:
-            self.ifnames.close()
+        self.programs, self.maps = {}, {}
 
     def __enter__(self) -> LoadedTable:
         return self
@@ -83,6 +87,21 @@ class LoadedTable:
     def all_counters(self) -> dict[tuple[str, int | None], tuple[int, int]]:
         return {(s.chain, s.rule_number): self.counter(s.chain, s.rule_number)
                 for s in self.slots}
+
+    def deliver(self, chain: str, frame: bytes, ifindex: int = 0) -> RunResult:
+        """The table's verdict for a frame whose kernel path meets `chain`.
+
+        nf: the chain's program. xdp/tc: the ingress program, and when it passes the
+        packet on (accept with no counter moved: every decision counts a rule or a
+        policy) the chain's nf companion, as the kernel would deliver it there.
+        """
+        if "ingress" not in self.programs:
+            return self.run(chain, frame, ifindex)
+        before = self.all_counters()
+        res = self.run("ingress", frame, ifindex)
+        if res.verdict == "ACCEPT" and chain in self.programs and self.all_counters() == before:
+            return self.run(chain, frame, ifindex)
+        return res
 
     def run(self, hook: str, frame: bytes, ifindex: int = 0, repeat: int = 1) -> RunResult:
         """Run the program for `hook` on an Ethernet `frame`.

@@ -120,7 +120,10 @@ def run(lab: Lab, flavor: str, text: str, datagrams: list[tuple[str, bytes]],
         raw: bool = False) -> tuple[list[str], dict[tuple[str, int | None], tuple[int, int]]]:
     """Compile `text` for `flavor`, run each (chain, datagram) once, return the verdicts
     and all counters. Chain INPUT/FORWARD picks the hook (xdp/tc: via the address).
-    `raw`: the datagrams are whole Ethernet frames already."""
+
+    xdp/tc: LoadedTable.deliver — the ingress program, then the chain's nf companion
+    when ingress passed the packet on. `raw`: whole Ethernet frames run on the hook
+    named instead of the chain ("ingress" for xdp/tc)."""
     from bpfilter.verify.netns import call_in_netns
 
     table = parse_restore(text, family=Family.IPV4).table("filter")
@@ -131,9 +134,10 @@ def run(lab: Lab, flavor: str, text: str, datagrams: list[tuple[str, bytes]],
         with LoadedTable(progs) as lt:
             out = []
             for chain, dg in datagrams:
-                hook = chain if flavor == "nf" else "ingress"
-                fr = dg if raw else frame(lab, dg)
-                out.append(lt.run(hook, fr, lab.ifindex).verdict)
+                if raw:
+                    out.append(lt.run(chain, dg, lab.ifindex).verdict)
+                else:
+                    out.append(lt.deliver(chain, frame(lab, dg), lab.ifindex).verdict)
             return out, lt.all_counters()
 
     return call_in_netns(lab.ns, body)

@@ -88,6 +88,10 @@ PASSED = {
     "total-length-beyond-frame": lambda lb: eth(
         lb, udp()[:2] + struct.pack("!H", tot_len(udp()) + 40) + udp()[4:]),
     "runt-frame": lambda lb: eth(lb, udp()[:12]),
+    # INPUT sees reassembled datagrams: fragments go on to the kernel and nf companions
+    "first-fragment": lambda lb: eth(lb, udp(mf=True)),
+    "later-fragment": lambda lb: eth(lb, udp(frag=16)),
+    "forwarded-fragment": lambda lb: eth(lb, udp(dst=FWD_DST, frag=16)),
 }
 
 

@@ -40,9 +40,8 @@ def _run(lb: Lab, flavor: str, min_run: int) -> tuple[list[str], dict]:
 
     def body() -> tuple[list[str], dict]:
         progs = compile_table(table, Family.IPV4, flavor, min_run=min_run)  # type: ignore[arg-type]
-        hook = "INPUT" if flavor == "nf" else "ingress"
         with LoadedTable(progs) as lt:
-            out = [lt.run(hook, frame(lb, p), lb.ifindex).verdict for p in PKTS]
+            out = [lt.deliver("INPUT", frame(lb, p), lb.ifindex).verdict for p in PKTS]
             return out, lt.all_counters()
 
     return call_in_netns(lb.ns, body)

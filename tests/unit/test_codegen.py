@@ -61,10 +61,19 @@ def test_same_input_same_bytes(flavor: str) -> None:
 
 
 def test_programs_and_hooks() -> None:
+    if not HAVE_BTF:
+        pytest.skip("nf programs need vmlinux BTF")
     xdp = compile_table(table(), Family.IPV4, "xdp")
-    assert [(p.name, p.hook, p.chains) for p in xdp] == [
-        ("filter_ingress", "ingress", ("INPUT", "FORWARD"))]
-    assert xdp[0].program.prog_type == 6
+    # the ingress program, completed by nf programs (companions + OUTPUT)
+    assert [(p.name, p.flavor, p.hook, p.chains) for p in xdp] == [
+        ("filter_ingress", "xdp", "ingress", ("INPUT", "FORWARD")),
+        ("filter_input", "nf", "INPUT", ("INPUT",)),
+        ("filter_forward", "nf", "FORWARD", ("FORWARD",)),
+        ("filter_output", "nf", "OUTPUT", ("OUTPUT",))]
+    assert [p.program.prog_type for p in xdp] == [6, 32, 32, 32]
+    assert [[m.name for m in p.program.maps] for p in xdp] == [
+        ["counters", "ifnames", "ingress_seen"], ["counters", "ingress_seen"],
+        ["counters", "ingress_seen"], ["counters"]]
     if HAVE_BTF:
         nf = compile_table(table(), Family.IPV4, "nf")
         assert [(p.hook, p.chains) for p in nf] == [
@@ -83,12 +92,13 @@ def test_counter_slots_table_wide() -> None:
             counters.max_entries) == ("counters", 6, 4, 16, 9)
 
 
+@pytest.mark.skipif(not HAVE_BTF, reason="nf programs need vmlinux BTF")
 def test_ifnames_map_only_when_names_matched() -> None:
     names = [m.name for m in compile_table(table(), Family.IPV4, "xdp")[0].program.maps]
-    assert names == ["counters", "ifnames"]
+    assert names == ["counters", "ifnames", "ingress_seen"]
     plain = table(BASE.replace(" ! -i eth+", "").replace(" -o lo", ""))
     assert [m.name for m in compile_table(plain, Family.IPV4, "xdp")[0].program.maps] == [
-        "counters"]
+        "counters", "ingress_seen"]
 
 
 def test_unsupported_reasons() -> None:
