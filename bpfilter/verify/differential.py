@@ -52,6 +52,10 @@ class Backend(Protocol):
 
     def load(self, lab: RouterLab, ruleset_text: str) -> None: ...
 
+    def counters(self, lab: RouterLab) -> str | None:
+        """iptables-save -c style text of what is loaded, or None if unavailable."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -62,6 +66,9 @@ class IptablesLegacy:
 
     def load(self, lab: RouterLab, ruleset_text: str) -> None:
         lab.topo.exec("dut", ["iptables-legacy-restore"], input=ruleset_text)
+
+    def counters(self, lab: RouterLab) -> str | None:
+        return lab.topo.exec("dut", ["iptables-legacy-save", "-c"]).stdout
 
     def close(self) -> None:
         return None
@@ -128,6 +135,11 @@ class BpfilterCli:
         path.write_text(ruleset_text)
         lab.topo.exec("dut", self.command(path), env={"BPFILTER_RUN_DIR": str(self.run_dir)})
 
+    def counters(self, lab: RouterLab) -> str | None:
+        proc = lab.topo.exec("dut", ["bpfilter-save", "-c"], check=False,
+                             env={"BPFILTER_RUN_DIR": str(self.run_dir)})
+        return proc.stdout if proc.returncode == 0 else None
+
     def close(self) -> None:
         subprocess.run(["umount", "-l", str(self.bpffs)], check=False, capture_output=True)
 
@@ -144,6 +156,12 @@ class BpfilterPipeline(BpfilterCli):
         lab.topo.fork("dut", _restore_in_child, ruleset_text, self.hook,
                       self.ifaces if self.hook in ("xdp", "tc") else (), str(self.run_dir))
 
+    def counters(self, lab: RouterLab) -> str | None:
+        try:
+            return lab.topo.fork("dut", _save_in_child, str(self.run_dir))
+        except Exception:  # noqa: BLE001 - counters only explain a mismatch; never fail on them
+            return None
+
 
 def _restore_in_child(text: str, hook: str, ifaces: tuple[str, ...], run_dir: str) -> None:
     import os
@@ -152,6 +170,16 @@ def _restore_in_child(text: str, hook: str, ifaces: tuple[str, ...], run_dir: st
 
     os.environ["BPFILTER_RUN_DIR"] = run_dir
     restore(RestoreRequest(text, hook=hook, ifaces=ifaces))
+
+
+def _save_in_child(run_dir: str) -> str:
+    import os
+
+    from bpfilter.ir import Family
+    from bpfilter.pipeline import save
+
+    os.environ["BPFILTER_RUN_DIR"] = run_dir
+    return save(Family.IPV4, counters=True)
 
 
 @dataclass
@@ -199,20 +227,36 @@ def outcomes(capture: Capture, specs: Sequence[PacketSpec]) -> dict[int, str]:
     return result
 
 
-def reference_walk(twin: Twin, spec: PacketSpec) -> list[str]:
-    """The reference's counters for ``spec`` alone: the rules and policies it went through."""
-    twin.lab.topo.exec("dut", ["iptables-legacy", "-Z"])
-    twin.run([spec], early=True)
-    text = twin.lab.topo.exec("dut", ["iptables-legacy-save", "-c"]).stdout
-    walked = []
+def counted(text: str) -> list[tuple[str, int]]:
+    """(line, packets) for every rule, then every built-in policy, in iptables-save -c text."""
+    rules, policies = [], []
     for line in text.splitlines():
         m = COUNTER_LINE.match(line)
-        if m and int(m.group(1)):
-            walked.append(m.group(3))
+        if m:
+            rules.append((m.group(3), int(m.group(1))))
         p = POLICY_LINE.match(line)
-        if p and int(p.group(3)) and p.group(1) in ("INPUT", "FORWARD"):
-            walked.append(f"policy {p.group(1)} {p.group(2)}")
-    return walked
+        if p and p.group(2) != "-" and p.group(1) != "OUTPUT":  # OUTPUT: the router's replies
+            policies.append((f"policy {p.group(1)} {p.group(2)}", int(p.group(3))))
+    return rules + policies
+
+
+def counter_walk(twin: Twin, spec: PacketSpec) -> list[str] | None:
+    """The rules and policies whose counters moved when ``spec`` was sent alone.
+
+    Counters are read before and after (no zeroing), so this works for any
+    backend that can print them; None when the backend can not.
+    """
+    counters = getattr(twin.backend, "counters", None)
+    before = counters(twin.lab) if counters else None
+    if before is None:
+        twin.run([spec], early=True)
+        return None
+    twin.run([spec], early=True)
+    after = counters(twin.lab) or ""
+    old, new = counted(before), counted(after)
+    if [line for line, _ in old] != [line for line, _ in new]:
+        return ["(counters unreadable: the ruleset text changed between reads)"]
+    return [line for (line, a), (_, b) in zip(old, new, strict=True) if b > a]
 
 
 @dataclass
@@ -226,6 +270,7 @@ class Mismatch:
     candidate: str
     confirmed: bool | None = None
     walk: list[str] = field(default_factory=list)
+    candidate_walk: list[str] | None = None
 
     def report(self) -> str:
         state = {True: "confirmed", False: "NOT reproduced alone (flaky?)",
@@ -238,6 +283,9 @@ class Mismatch:
         lines += [f"  iptables walk: {w}" for w in self.walk] or [
             "  iptables walk: (none) — no counted rule matched: dropped before the filter "
             "table, or hot-dropped by a match that found a truncated/malformed header"]
+        if self.candidate_walk is not None:
+            lines += [f"  candidate walk: {w}" for w in self.candidate_walk] or [
+                "  candidate walk: (no counter moved)"]
         return "\n".join(lines)
 
 
@@ -288,7 +336,9 @@ def compare(seed: int, ruleset_text: str, specs: Sequence[PacketSpec], reference
         ref_again = reference.run([again], early=True)[again.tags[index]]
         cand_again = candidate.run([again], early=True)[again.tags[index]]
         mm.confirmed = ref_again == mm.reference and cand_again == mm.candidate
-        mm.walk = reference_walk(reference, _alone(mm.spec, fresh_tag))
+        mm.walk = counter_walk(reference, _alone(mm.spec, fresh_tag)) or []
+        fresh_tag += len(again.tags)
+        mm.candidate_walk = counter_walk(candidate, _alone(mm.spec, fresh_tag))
         fresh_tag += len(again.tags)
     frames = sum(len(s.tags) for s in specs)
     return RulesetResult(seed, ruleset_text, frames, mismatches, time.monotonic() - start)
