@@ -8,6 +8,7 @@ either the old or the new program; only then is the old state removed.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -22,9 +23,12 @@ from pathlib import Path
 
 from bpfilter import backend
 from bpfilter.attach import Link, attach_netfilter, attach_tc, attach_xdp
+from bpfilter.attach.link import AttachError
 from bpfilter.attach.netfilter import slot_pin_path
+from bpfilter.backend import ctenable
 from bpfilter.backend.emit import COUNTERS_MAP
 from bpfilter.backend.flavors import IFNAMES_MAP
+from bpfilter.backend.mapdata import MapContents, fill_map
 from bpfilter.frontend.parser import parse_restore
 from bpfilter.frontend.printer import print_ruleset
 from bpfilter.ir import BUILTIN_CHAINS, Chain, Counters, Family, Ruleset, Table
@@ -269,7 +273,9 @@ def _load_all(compiled: Sequence[backend.CompiledProgram], ruleset: Ruleset,
     shared: dict[str, Map] = {}  # one "counters" / "ifnames" map per table, shared by its programs
     try:
         for cp in compiled:
-            maps = [shared.get(spec.name) or shared.setdefault(spec.name, _create_map(spec, req))
+            contents = {c.name: c for c in cp.map_contents}
+            maps = [shared.get(spec.name)
+                    or shared.setdefault(spec.name, _create_map(spec, contents.get(spec.name)))
                     for spec in cp.program.maps]
             spec = cp.program
             if os.environ.get(FAIL_AT_ENV) == "verifier":
@@ -318,6 +324,8 @@ def _commit(store: StateStore, old: LoadedState | None, ruleset: Ruleset, plan: 
     store.save_journal(journal)
     try:
         _apply_netfilter(store, ruleset, plan, old, req, journal)
+        if ctenable.needs_conntrack(plan.bpf_tables):  # before any program reads ct state
+            ctenable.enable(ruleset.family)
         records = _attach_all(store, old, loaded, req, generation, journal)
         patterns = list(req.ifaces) or ["+"]
         state = LoadedState(family=int(ruleset.family), ruleset_text=print_ruleset(ruleset),
@@ -335,15 +343,24 @@ def _commit(store: StateStore, old: LoadedState | None, ruleset: Ruleset, plan: 
     for _, prog_pin in journal.updated:
         _unlink_pin(store, prog_pin)
     store.clear_journal()
+    if not ctenable.needs_conntrack(plan.bpf_tables):
+        ctenable.disable(ruleset.family)
     return state
 
 
-def _create_map(spec: MapSpec, req: RestoreRequest) -> Map:
-    """Create a program's map; the interface-name map is filled from the namespace now."""
+def _create_map(spec: MapSpec, contents: MapContents | None) -> Map:
+    """Create a program's map, filled before any program can read it: lookup maps from
+    the compiled contents, the interface-name map from the namespace's interfaces."""
     m = Map.create(spec)
-    if spec.name == IFNAMES_MAP:
-        for name, ifindex in _all_interfaces().items():
-            m.update(*backend.ifname_entry(ifindex, name))
+    try:
+        if contents is not None:
+            fill_map(m, contents)
+        if spec.name == IFNAMES_MAP:
+            for name, ifindex in _all_interfaces().items():
+                m.update(*backend.ifname_entry(ifindex, name))
+    except BaseException:
+        m.close()
+        raise
     return m
 
 
@@ -471,7 +488,15 @@ def _attach(name: str, flavor: str, hook: str, prog: Program, ifindex: int | Non
             family: Family) -> Link:
     try:
         if flavor == "nf":
-            return attach_netfilter(prog, family, hook, NF_PRIORITY_FILTER)
+            try:
+                return attach_netfilter(prog, family, hook, NF_PRIORITY_FILTER)
+            except AttachError as e:
+                # The kernel allows no BPF link at the priority of another hook (EBUSY):
+                # e.g. the filter table itself, when plan.py split it by chain. Right
+                # after it is the same place in the hook order (security is at 50).
+                if getattr(e.__cause__, "errno", None) != errno.EBUSY:
+                    raise
+                return attach_netfilter(prog, family, hook, NF_PRIORITY_FILTER + 1)
         if flavor == "xdp":
             return attach_xdp(prog, ifindex)
         return attach_tc(prog, ifindex, direction=hook)
@@ -614,7 +639,9 @@ def _apply_netfilter(store: StateStore, ruleset: Ruleset, plan: Plan, old: Loade
     """
     tables = list(plan.netfilter_tables)
     previously = set(old.netfilter_tables) if old else set()
-    tables += [_empty_table(t.name) for t in plan.bpf_tables if t.name in previously]
+    in_nf = {t.name for t in tables}  # a table split by chain is in both lists (plan.py)
+    tables += [_empty_table(t.name) for t in plan.bpf_tables
+               if t.name in previously and t.name not in in_nf]
     if not tables:
         return
     journal.netfilter_backup = netfilter_tables_text(ruleset.family, [t.name for t in tables])
@@ -698,6 +725,7 @@ def flush(family: Family) -> int:
         if state is None:
             return 0
         removed = _unpin(store, state)
+        ctenable.disable(family)
         if state.netfilter_tables:
             empty = Ruleset(family, tuple(_empty_table(t) for t in state.netfilter_tables))
             subprocess.run(iptables_restore_command(family), input=print_ruleset(empty),
