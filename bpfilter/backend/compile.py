@@ -65,7 +65,7 @@ def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: 
     out: list[CompiledProgram] = []
     for fl in PROGRAM_SETS[flavor]:
         for prog_name, hook, chains in fl.programs():
-            needs = check_and_needs(table, family, chains)
+            needs = check_and_needs(table, family, chains, fl.name)
             emitter = ProgramEmitter(plan, fl, needs, trees)
             module = emitter.build(prog_name, chains)
             text = str(module)

@@ -21,11 +21,13 @@ from bpfilter.ir import STANDARD_VERDICTS, Family, Rule, Table, Target
 SUPPORTED_VERDICTS = frozenset({"ACCEPT", "DROP", "RETURN"})
 
 
-def unsupported_reason(rule: Rule, family: Family) -> str | None:
+def unsupported_reason(rule: Rule, family: Family, flavor: str | None = None) -> str | None:
     """Why `rule` cannot be compiled to BPF (None when it can).
 
     A target that is not a standard verdict and not a registered target extension
     is a jump to a user chain (its existence is checked by `compile_table`).
+    `flavor` "xdp"/"tc": also refuse matches that read netfilter's own per-packet
+    state (`nf_only` matchers: conntrack, mark, ...), exact only at the nf hooks.
     """
     if family != Family.IPV4:
         return "IPv6 rules are not compiled to BPF yet"
@@ -36,6 +38,9 @@ def unsupported_reason(rule: Rule, family: Family) -> str | None:
         why = mc.unsupported(m, rule)
         if why:
             return why
+        if flavor in ("xdp", "tc") and getattr(mc, "nf_only", False):
+            return (f"match '{m.module}' reads state netfilter computes before the filter "
+                    "hooks (conntrack, mark, route): exact only at the nf hooks")
     t = rule.target
     if t is not None:
         if t.name in STANDARD_VERDICTS and t.name not in SUPPORTED_VERDICTS:
@@ -109,13 +114,14 @@ def reachable_rules(table: Table, roots: tuple[str, ...], family: Family = Famil
             yield from walk(root, ())
 
 
-def check_and_needs(table: Table, family: Family, roots: tuple[str, ...]) -> Needs:
+def check_and_needs(table: Table, family: Family, roots: tuple[str, ...],
+                    flavor: str | None = None) -> Needs:
     """Raise UnsupportedRule for the first uncompilable reachable rule; else what
     the program's rules read."""
     l4 = 0
     in_name = out_name = False
     for chain, num, rule in reachable_rules(table, roots, family):
-        why = unsupported_reason(rule, family)
+        why = unsupported_reason(rule, family, flavor)
         if why:
             where = f" ({rule.location})" if rule.location else ""
             raise UnsupportedRule(f"{table.name}/{chain} rule {num}{where}: {why}")

@@ -33,6 +33,7 @@ from bpfilter.verify.rulegen import BUILTINS, ICMP_ANY, GenRule, GenRuleset
 PROTOS = (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, 47, 132)
 CONDITIONS = ("proto", "src", "dst", "src_range", "dst_range", "sport", "dport", "multiport",
               "icmp", "tcp_flags", "fragment", "length", "out_iface")
+TARGETED_ROUNDS = 4
 LOCAL_LO, LOCAL_HI = int(LOCAL_NET.network_address), int(LOCAL_NET.broadcast_address)
 
 
@@ -334,12 +335,18 @@ class PacketGenerator:
 
     def generate(self, frames: int, first_tag: int = 1, first_ident: int = 1
                  ) -> list[PacketSpec]:
-        """About ``frames`` frames: targeted packets first (sampled if too many), then random.
+        """About ``frames`` frames: targeted packets (rounds of them, up to about half
+        the budget; sampled if even one round is too many), then random ones.
 
         Tags are consecutive from ``first_tag``; IP idents count up from
         ``first_ident`` (mod 2**16), so fragments of different packets never mix.
         """
-        targeted = [p for i, r in enumerate(self.ruleset.rules, 1) for p in self.targeted(i, r)]
+        targeted: list[PacketSpec] = []
+        for _ in range(TARGETED_ROUNDS):
+            targeted += [p for i, r in enumerate(self.ruleset.rules, 1)
+                         for p in self.targeted(i, r)]
+            if not self.ruleset.rules or sum(p.frame_count for p in targeted) > frames * 0.5:
+                break
         if sum(p.frame_count for p in targeted) > frames * 0.8:
             targeted = self.rng.sample(targeted, k=int(frames * 0.8) // 2)
         specs = list(targeted)
