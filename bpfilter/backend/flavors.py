@@ -396,7 +396,9 @@ class NfFlavor(Flavor):
         in_name = self._devname(g, state, "in") if needs.in_name else None
         out_name = self._devname(g, state, "out") if needs.out_name else None
         (chain,) = chains
-        emit_chain(chain, _with_names(pkt, in_name, out_name))
+        from dataclasses import replace
+
+        emit_chain(chain, replace(_with_names(pkt, in_name, out_name), skb=skb))
 
     def gate(self, g: Gen, ctx: ir.Value, state: ir.Value, skb: ir.Value, ip: ir.Value,
              pass_blk: ir.Block) -> None:

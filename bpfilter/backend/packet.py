@@ -39,6 +39,9 @@ class Packet:
     meta: ir.Value  # stack copy of (tot_len, l4_len, proto, fragoff) as 4 x i32
     in_name: ir.Value | None = None
     out_name: ir.Value | None = None
+    # nf flavor only: the hook's `struct sk_buff *` (trusted BTF pointer), for matches
+    # reading kernel state netfilter computed before the hook (conntrack, mark, route)
+    skb: ir.Value | None = None
 
 
 META_FIELDS = ("tot_len", "l4_len", "proto", "fragoff")
@@ -86,6 +89,11 @@ class PacketView:
     @property
     def out_name(self) -> ir.Value | None:
         return self._ptr("out_name")
+
+    @property
+    def skb(self) -> ir.Value | None:
+        """The skb pointer (nf flavor) or None; not hidden: it is a kernel pointer."""
+        return self._pkt.skb
 
     def _meta(self, name: str) -> ir.Value:
         key = "meta." + name
