@@ -9,6 +9,7 @@ from bpfilter.backend.flavors import (
     INGRESS_SEEN_MAX,
     PROGRAM_SETS,
 )
+from bpfilter.backend.lookup import MIN_RUN as LOOKUP_MIN_RUN
 from bpfilter.backend.lookup import plan_lookups
 from bpfilter.backend.model import CompiledProgram, FlavorName, UnsupportedRule
 from bpfilter.backend.packet import IFNAMSIZ
@@ -41,7 +42,8 @@ MAP_SPECS = {IFNAMES_MAP: ifnames_spec, INGRESS_SEEN_MAP: ingress_seen_spec}
 
 
 def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: int = MIN_RUN,
-                  lookups: bool = True) -> tuple[CompiledProgram, ...]:
+                  lookups: bool = True, lookup_min_run: int = LOOKUP_MIN_RUN
+                  ) -> tuple[CompiledProgram, ...]:
     """Compile the filter table for `flavor`; raises UnsupportedRule when a reachable
     rule cannot be compiled (ask `unsupported_reason` per rule first).
 
@@ -53,15 +55,16 @@ def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: 
 
     `min_run`: runs of at least this many rules differing in one exact value become a
     binary search (see runs.py); a huge value keeps every rule linear.
-    `lookups`: long runs of 5-tuple rules become decision-tree lookups in maps
-    (lookup.py); the maps' contents come back in CompiledProgram.map_contents.
+    `lookups`: runs of at least `lookup_min_run` 5-tuple rules become decision-tree
+    lookups in maps (lookup.py); the maps' contents come back in
+    CompiledProgram.map_contents.
     """
     if table.name != "filter":
         raise UnsupportedRule(f"table {table.name!r}: only the filter table is compiled")
     if family != Family.IPV4:
         raise UnsupportedRule("IPv6 tables are not compiled to BPF yet")
     plan = plan_table(table, family, min_run)
-    trees = plan_lookups(table, plan.slot) if lookups else {}
+    trees = plan_lookups(table, plan.slot, lookup_min_run) if lookups else {}
     out: list[CompiledProgram] = []
     for fl in PROGRAM_SETS[flavor]:
         for prog_name, hook, chains in fl.programs():

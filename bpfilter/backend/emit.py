@@ -17,12 +17,12 @@ from llvmlite import ir
 
 from bpfilter.backend.flavors import Flavor, Needs
 from bpfilter.backend.gen import I32, I64, PTR, BPF_FUNC_map_lookup_elem, Gen
-from bpfilter.backend.lookup import Exits, TreeLookup, emit_tree_lookup
+from bpfilter.backend.lookup import Exits, TreeLookup, emit_tree_lookup, steps_with_lookups
 from bpfilter.backend.matchers import RuleCtx, matcher
 from bpfilter.backend.matchers.generic import emit_generic
 from bpfilter.backend.packet import Packet, PacketView
 from bpfilter.backend.plan import TablePlan
-from bpfilter.backend.runs import ExactRun, plan_steps
+from bpfilter.backend.runs import ExactRun
 from bpfilter.ir import STANDARD_VERDICTS, Rule
 
 COUNTERS_MAP = "counters"
@@ -104,15 +104,9 @@ class ProgramEmitter:
         g = self.g
         chain = self.plan.table.chain(name)
         assert chain is not None
-        covered = {n: lk for (c, _), lk in self.lookups.items() if c == name
-                   for n in range(lk.first, lk.last + 1)}
-        for step in plan_steps(chain, self.plan.min_run):
-            first = step if isinstance(step, int) else step.first
-            lk = covered.get(first)
-            if lk is not None:  # lookup: the run is one classifier lookup, at its first rule
-                assert isinstance(step, int) or step.first + step.length - 1 <= lk.last
-                if first == lk.first:
-                    self._emit_lookup(lk, pkt)
+        for step in steps_with_lookups(chain, self.lookups, self.plan.min_run):
+            if isinstance(step, TreeLookup):  # lookup: a whole run as one classifier lookup
+                self._emit_lookup(step, pkt)
                 continue
             if isinstance(step, ExactRun):
                 nxt = g.block(f"{name}.{step.first + step.length}")

@@ -9,25 +9,34 @@ as in iptables' walk.
 
 Map layouts (little-endian u32):
   nodes (key = node index, 16 bytes): dim, threshold, left, right; a leaf has
-    dim = LEAF, left = first entry, right = entry count.
-  rules (key = entry index, 56 bytes): (lo, hi) per dimension in `DIMS` order,
-    then action (0 ACCEPT, 1 DROP, 2 hotdrop) and the counter slot.
+    dim = LEAF, left = first entry, right = entry count. Tree roots are constants
+    in the program (a forest: see passes/dtree.py).
+  rules (key = entry index, 64 bytes): (lo, hi) per dimension in `DIMS` order,
+    then action (0 ACCEPT, 1 DROP, 2 hotdrop), the counter slot, the rule's position
+    in the run (lowest wins across trees) and padding.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
 from bpfilter.backend.gen import I32, PTR, BPF_FUNC_map_lookup_elem, Gen
 from bpfilter.backend.mapdata import MapContents
 from bpfilter.backend.packet import Packet, PacketView
-from bpfilter.ir import Rule, Table
-from bpfilter.passes.dtree import LEAF, LEAF_MAX, MAX_DEPTH, Tree, TreeTooBig, build_tree
+from bpfilter.backend.runs import Step, plan_steps
+from bpfilter.ir import Chain, Rule, Table
+from bpfilter.passes.dtree import (
+    LEAF,
+    Forest,
+    TreeInfo,
+    TreeTooBig,
+    build_forest,
+)
 from bpfilter.passes.fivetuple import (
     IPPROTO_TCP,
     IPPROTO_UDP,
@@ -37,11 +46,15 @@ from bpfilter.passes.fivetuple import (
     Box,
     rule_boxes,
 )
+from bpfilter.passes.shadow import remove_shadowed
 
 MIN_RUN = int(os.environ.get("BPFILTER_MIN_RUN", "16"))  # shorter runs: linear code wins
 NODE = struct.Struct("<4I")
-RULE = struct.Struct(f"<{2 * NDIMS + 2}I")
+RULE = struct.Struct(f"<{2 * NDIMS + 4}I")
 ACTION_OFF = 8 * NDIMS
+SLOT_OFF = ACTION_OFF + 4
+POS_OFF = ACTION_OFF + 8
+NO_RULE = 0xFFFFFFFF
 # Order the leaf scan compares dimensions in: the most selective first.
 CHECK_ORDER = (0, 1, 4, 2, 3, 5)
 
@@ -55,7 +68,7 @@ class TreeLookup:
     last: int
     nodes_map: str
     rules_map: str
-    tree: Tree
+    tree: Forest
     slots: tuple[int, ...]  # counter slot of each rule of the run, by run position
 
     def contents(self) -> tuple[MapContents, MapContents]:
@@ -67,7 +80,7 @@ class TreeLookup:
             vals: list[int] = []
             for lo, hi in zip(b.lo, b.hi, strict=True):
                 vals += (lo, hi)
-            rules += RULE.pack(*vals, b.action, self.slots[b.rule])
+            rules += RULE.pack(*vals, b.action, self.slots[b.rule], b.rule, 0)
         return (MapContents(self.nodes_map, NODE.size, nodes),
                 MapContents(self.rules_map, RULE.size, bytes(rules) or bytes(RULE.size)))
 
@@ -96,6 +109,34 @@ def find_runs(rules: Sequence[Rule], min_run: int = MIN_RUN
     return runs
 
 
+def steps_with_lookups(chain: Chain, lookups: Mapping[tuple[str, int], TreeLookup],
+                       min_run: int) -> list[Step | TreeLookup]:
+    """The chain's emit steps (runs.plan_steps) with each planned lookup replacing its
+    rules; plan_steps only ever sees the rules between lookups."""
+    mine = sorted((lk for (c, _), lk in lookups.items() if c == chain.name),
+                  key=lambda lk: lk.first)
+    if not mine:
+        return list(plan_steps(chain, min_run))
+    out: list[Step | TreeLookup] = []
+    pos = 1
+    for lk in [*mine, None]:
+        end = lk.first if lk is not None else len(chain.rules) + 1
+        if pos < end:
+            part = replace(chain, rules=chain.rules[pos - 1:end - 1])
+            out.extend(_shift(s, pos - 1) for s in plan_steps(part, min_run))
+        if lk is not None:
+            out.append(lk)
+            pos = lk.last + 1
+    return out
+
+
+def _shift(step: Step, by: int) -> Step:
+    if isinstance(step, int):
+        return step + by
+    return replace(step, first=step.first + by,
+                   leaves=tuple((v, n + by) for v, n in step.leaves))
+
+
 def plan_lookups(table: Table, slot: Callable[[str, int], int], min_run: int = MIN_RUN
                  ) -> dict[tuple[str, int], TreeLookup]:
     """Every run of every chain that becomes a tree lookup, keyed by (chain, first)."""
@@ -103,7 +144,7 @@ def plan_lookups(table: Table, slot: Callable[[str, int], int], min_run: int = M
     for chain in table.chains:
         for first, last, boxes in find_runs(chain.rules, min_run):
             try:
-                tree = build_tree(boxes)
+                tree = build_forest(remove_shadowed(boxes))
             except TreeTooBig:
                 continue
             k = len(out)
@@ -125,11 +166,38 @@ class Exits:
 
 
 def emit_tree_lookup(g: Gen, pkt: Packet, lk: TreeLookup, ex: Exits) -> None:
-    """Emit the walk of `lk`'s tree from the current block; every path leaves to `ex`."""
+    """Emit the walk of `lk`'s trees from the current block; every path leaves to `ex`."""
     b = g.b
     fields = _packet_fields(g, PacketView(g, pkt))
-    nkey = g.stack(4, "nkey", zero=False)
-    rkey = g.stack(4, "rkey", zero=False)
+    best = g.stack(8, "lkbest", zero=False)  # (rule position, entry index) of the best match
+    b.store(I32(NO_RULE), best, align=4)
+    b.store(I32(0), g.ptr(best, 4), align=4)
+    for t in lk.tree.trees:
+        _emit_tree(g, fields, best, lk, t, ex)
+    b.store(g.load(best, 4, I32, align=4), g.ptr(fields, 24), align=4)
+    found = b.icmp_unsigned("!=", g.load(best, 0, I32, align=4), I32(NO_RULE))
+    g.require(found, ex.nomatch, "lk.found")
+    q = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(lk.rules_map), g.ptr(fields, 24)])
+    g.require(b.icmp_unsigned("!=", q, ir.Constant(PTR, None)), ex.nomatch, "lk.best")
+    b.store(g.load(q, SLOT_OFF, I32, align=4), ex.key, align=4)
+    sw = b.switch(g.load(q, ACTION_OFF, I32, align=4), ex.hotdrop)
+    sw.add_case(I32(0), ex.count_accept)
+    sw.add_case(I32(1), ex.count_drop)
+    g.at(g.block("lk.unreachable"))
+    b.unreachable()
+
+
+def _emit_tree(g: Gen, fields: ir.Value, best: ir.Value, lk: TreeLookup, t: TreeInfo,
+               ex: Exits) -> None:
+    """Walk one tree; a match better than `best` updates it. Continues in a new block."""
+    b = g.b
+    done = g.block("lk.tree_done")
+    # each tree serves one l4ok value (normal packets, or unreadable L4 headers)
+    g.require(b.icmp_unsigned("==", g.load(fields, 20, I32, align=4), I32(t.l4ok)), done,
+              "lk.l4ok")
+    g.require(b.icmp_unsigned(">", g.load(best, 0, I32, align=4), I32(t.min_rule)), done,
+              "lk.better")
+    key = g.stack(4, "lkkey", zero=False)
     pre = b.block
     walk, inner, leaf = g.block("lk.walk"), g.block("lk.inner"), g.block("lk.leaf")
     b.branch(walk)
@@ -138,10 +206,10 @@ def emit_tree_lookup(g: Gen, pkt: Packet, lk: TreeLookup, ex: Exits) -> None:
     i = b.phi(I32, "depth")
     n = b.phi(I32, "node")
     i.add_incoming(I32(0), pre)
-    n.add_incoming(I32(0), pre)
-    b.store(n, nkey, align=4)
-    p = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(lk.nodes_map), nkey])
-    g.require(b.icmp_unsigned("!=", p, ir.Constant(PTR, None)), ex.nomatch, "lk.node")
+    n.add_incoming(I32(t.root), pre)
+    b.store(n, key, align=4)
+    p = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(lk.nodes_map), key])
+    g.require(b.icmp_unsigned("!=", p, ir.Constant(PTR, None)), done, "lk.node")
     dim = g.load(p, 0, I32, align=4)
     b.cbranch(b.icmp_unsigned("==", dim, I32(LEAF)), leaf, inner)
 
@@ -153,36 +221,42 @@ def emit_tree_lookup(g: Gen, pkt: Packet, lk: TreeLookup, ex: Exits) -> None:
     i1 = b.add(i, I32(1))
     i.add_incoming(i1, b.block)
     n.add_incoming(nxt, b.block)
-    b.cbranch(b.icmp_unsigned("<", i1, I32(MAX_DEPTH + 1)), walk, ex.nomatch)
+    # bounds: this tree's own depth and largest leaf (the verifier walks each loop
+    # iteration, so tight bounds keep verification short)
+    b.cbranch(b.icmp_unsigned("<", i1, I32(t.depth)), walk, done)
 
     g.at(leaf)
     start = g.load(p, 8, I32, align=4)
     count = g.load(p, 12, I32, align=4)
-    scan, check, step = g.block("lk.scan"), g.block("lk.check"), g.block("lk.step")
+    scan, hit, step = g.block("lk.scan"), g.block("lk.hit"), g.block("lk.step")
     b.branch(scan)
     g.at(scan)
     j = b.phi(I32, "entry")
     j.add_incoming(I32(0), leaf)
-    g.require(b.icmp_unsigned("<", j, count), ex.nomatch, "lk.more")
-    b.store(b.add(start, j), rkey, align=4)
-    q = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(lk.rules_map), rkey])
-    g.require(b.icmp_unsigned("!=", q, ir.Constant(PTR, None)), ex.nomatch, "lk.rule")
+    g.require(b.icmp_unsigned("<", j, count), done, "lk.more")
+    entry = b.add(start, j)
+    b.store(entry, key, align=4)
+    q = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(lk.rules_map), key])
+    g.require(b.icmp_unsigned("!=", q, ir.Constant(PTR, None)), done, "lk.rule")
+    pos = g.load(q, POS_OFF, I32, align=4)
+    # entries are in priority order: nothing after a worse one can win
+    g.require(b.icmp_unsigned("<", pos, g.load(best, 0, I32, align=4)), done, "lk.cand")
     for d in CHECK_ORDER:
         fv = g.load(fields, 4 * d, I32, align=4)
         g.require(b.icmp_unsigned(">=", fv, g.load(q, 8 * d, I32, align=4)), step, "lk.lo")
         g.require(b.icmp_unsigned("<=", fv, g.load(q, 8 * d + 4, I32, align=4)), step, "lk.hi")
-    b.branch(check)
+    b.branch(hit)
 
-    g.at(check)
-    b.store(g.load(q, ACTION_OFF + 4, I32, align=4), ex.key, align=4)
-    sw = b.switch(g.load(q, ACTION_OFF, I32, align=4), ex.hotdrop)
-    sw.add_case(I32(0), ex.count_accept)
-    sw.add_case(I32(1), ex.count_drop)
+    g.at(hit)
+    b.store(pos, best, align=4)
+    b.store(entry, g.ptr(best, 4), align=4)
+    b.branch(done)
 
     g.at(step)
     j1 = b.add(j, I32(1))
     j.add_incoming(j1, step)
-    b.cbranch(b.icmp_unsigned("<", j1, I32(LEAF_MAX)), scan, ex.nomatch)
+    b.cbranch(b.icmp_unsigned("<", j1, I32(max(t.max_leaf, 1))), scan, done)
+    g.at(done)
 
 
 def _packet_fields(g: Gen, pkt: PacketView) -> ir.Value:
