@@ -32,8 +32,13 @@ class ProgramEmitter:
     """Builds the LLVM module of one program."""
 
     def __init__(self, plan: TablePlan, flavor: Flavor, needs: Needs,
-                 lookups: Mapping[tuple[str, int], TreeLookup] | None = None) -> None:
+                 lookups: Mapping[tuple[str, int], TreeLookup] | None = None,
+                 handoff: Mapping[tuple[str, int], int] | None = None) -> None:
         self.plan = plan
+        # handoff (backend/handoff.py, by H10): (chain, rule) → how many of the rule's
+        # matches to check before handing the packet to netfilter (rule BPF cannot run)
+        self.handoff = handoff or {}
+        self._ip: ir.Value | None = None
         self.flavor = flavor
         self.needs = needs
         self._tot_len: ir.Value | None = None
@@ -55,12 +60,25 @@ class ProgramEmitter:
         self.drop = self._ret_block("drop", self.flavor.drop)
         self.hotdrop = self._ret_block("hotdrop", self.flavor.drop)
         self.pass_ = self._ret_block("pass", self.flavor.accept)
+        if self.handoff:  # ACCEPT paths tell netfilter's copy what BPF decided
+            self.accept, self.pass_ = g.block("accept.ho"), g.block("pass.ho")
+            self.handoff_blk = g.block("handoff")
         # Terminal rules store their slot and jump here: one counting sequence per
         # verdict instead of one per rule keeps the program (and its jumps) short.
         self.count_accept = self._count_block("count_accept", self.accept)
         self.count_drop = self._count_block("count_drop", self.drop)
         g.at(cur)
         self.flavor.emit_prologue(g, self.needs, chains, self._emit_builtin, self.pass_)
+        if self.handoff:
+            from bpfilter.backend.handoff import emit_mark
+
+            for blk, ip in ((self.accept, self._ip), (self.pass_, None),
+                            (self.handoff_blk, None)):
+                g.at(blk)
+                ret = g.block("ret")
+                emit_mark(g, ip, ret)
+                g.at(ret)
+                g.b.ret(I32(self.flavor.accept))
         for blk, then in self._pending_counts:
             g.at(blk)
             if self._tot_len is None:  # no rule jumped here
@@ -86,6 +104,7 @@ class ProgramEmitter:
     # --- chains --------------------------------------------------------------------
     def _emit_builtin(self, name: str, pkt: Packet) -> None:
         g = self.g
+        self._ip = pkt.ip
         chain = self.plan.table.chain(name)
         start = g.b.block
         policy_blk = g.block(f"{name}.policy")
@@ -115,6 +134,14 @@ class ProgramEmitter:
                 continue
             i, rule = step, chain.rules[step - 1]
             nxt = g.block(f"{name}.{i + 1}")
+            if (name, i) in self.handoff:  # handoff: its checks, then on to netfilter
+                from dataclasses import replace
+
+                self._emit_matches(replace(rule, matches=rule.matches[:self.handoff[(name, i)]]),
+                                   pkt, nxt)
+                g.b.branch(self.handoff_blk)
+                g.at(nxt)
+                continue
             self._emit_matches(rule, pkt, nxt)
             t = rule.target
             slot = self.plan.slot(name, i)
