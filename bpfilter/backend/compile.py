@@ -61,12 +61,15 @@ def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: 
     """
     if table.name != "filter":
         raise UnsupportedRule(f"table {table.name!r}: only the filter table is compiled")
-    if family != Family.IPV4:
-        raise UnsupportedRule("IPv6 tables are not compiled to BPF yet")
+    program_sets = PROGRAM_SETS
+    if family != Family.IPV4:  # IPv6 (by H11): own prologues; linear walk, no runs/lookups
+        from bpfilter.backend.flavors6 import PROGRAM_SETS6
+
+        program_sets, min_run, lookups = PROGRAM_SETS6, 10**9, False
     plan = plan_table(table, family, min_run)
     trees = plan_lookups(table, plan.slot, lookup_min_run) if lookups else {}
     out: list[CompiledProgram] = []
-    for fl in PROGRAM_SETS[flavor]:
+    for fl in program_sets[flavor]:
         for prog_name, hook, chains in fl.programs():
             needs = check_and_needs(table, family, chains, fl.name)
             emitter = ProgramEmitter(plan, fl, needs, trees)

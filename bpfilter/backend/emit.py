@@ -172,7 +172,12 @@ class ProgramEmitter:
     def _emit_matches(self, rule: Rule, pkt: Packet, fail: ir.Block) -> RuleCtx:
         """Generic fields, then each match in order; continues when all match."""
         rc = RuleCtx(self.g, PacketView(self.g, pkt), rule, fail=fail, hotdrop=self.hotdrop)
-        emit_generic(rc, rule)
+        if getattr(self.flavor, "family", 4) == 6:  # IPv6 (by H11)
+            from bpfilter.backend.matchers._generic6 import emit_generic6
+
+            emit_generic6(rc, rule)
+        else:
+            emit_generic(rc, rule)
         for m in rule.matches:
             mc = matcher(m.module)
             assert mc is not None

@@ -30,7 +30,11 @@ def unsupported_reason(rule: Rule, family: Family, flavor: str | None = None) ->
     state (`nf_only` matchers: conntrack, mark, ...), exact only at the nf hooks.
     """
     if family != Family.IPV4:
-        return "IPv6 rules are not compiled to BPF yet"
+        from bpfilter.backend.support6 import unsupported_reason6  # IPv6 (by H11)
+
+        why6 = unsupported_reason6(rule)
+        if why6:
+            return why6
     for m in rule.matches:
         mc = matcher(m.module)
         if mc is None:
