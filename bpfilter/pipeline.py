@@ -25,7 +25,7 @@ from bpfilter import backend
 from bpfilter.attach import Link, attach_netfilter, attach_tc, attach_xdp
 from bpfilter.attach.link import AttachError
 from bpfilter.attach.netfilter import slot_pin_path
-from bpfilter.backend import ctenable
+from bpfilter.backend import ctenable, handoff
 from bpfilter.backend.emit import COUNTERS_MAP
 from bpfilter.backend.flavors import IFNAMES_MAP
 from bpfilter.backend.mapdata import MapContents, fill_map
@@ -299,7 +299,8 @@ def _apply(store: StateStore, old: LoadedState | None, ruleset: Ruleset, plan: P
            req: RestoreRequest) -> LoadedState:
     generation = (old.generation + 1) if old else 1
     compiled = [cp for t in plan.bpf_tables
-                for cp in backend.compile_table(t, ruleset.family, plan.flavor)]
+                for cp in backend.compile_table(t, ruleset.family, plan.flavor,
+                                                handoff_chains=plan.handoff_chains)]
     _test_point("prepare")
     loaded = _load_all(compiled, ruleset, req)
     committed: LoadedState | None = None
@@ -323,7 +324,8 @@ def _commit(store: StateStore, old: LoadedState | None, ruleset: Ruleset, plan: 
     journal = Journal(generation, old.to_json() if old else None)
     store.save_journal(journal)
     try:
-        _apply_netfilter(store, ruleset, plan, old, req, journal)
+        checker = _pin_checker(store, plan, loaded, generation, journal)
+        _apply_netfilter(store, ruleset, plan, old, req, journal, checker)
         if ctenable.needs_conntrack(plan.bpf_tables):  # before any program reads ct state
             ctenable.enable(ruleset.family)
         records = _attach_all(store, old, loaded, req, generation, journal)
@@ -342,10 +344,38 @@ def _commit(store: StateStore, old: LoadedState | None, ruleset: Ruleset, plan: 
     _remove_stale(store, old, records)
     for _, prog_pin in journal.updated:
         _unlink_pin(store, prog_pin)
+    _unpin_checkers(store, keep=f"progs/{handoff.CHECKER_NAME}-{generation}")
     store.clear_journal()
     if not ctenable.needs_conntrack(plan.bpf_tables):
         ctenable.disable(ruleset.family)
     return state
+
+
+def _pin_checker(store: StateStore, plan: Plan, loaded: Sequence[Loaded], generation: int,
+                 journal: Journal) -> str | None:
+    """Load and pin the hand-off checker (backend/handoff.py) on the programs' shared
+    "handoff" map; netfilter's copy of the handed-off chains names its pin."""
+    maps = next((m for _, _, m in loaded if handoff.HANDOFF_MAP in m), None)
+    if not plan.handoff_chains or maps is None:
+        return None
+    pin = f"progs/{handoff.CHECKER_NAME}-{generation}"
+    store.pin_path("progs").mkdir(parents=True, exist_ok=True)
+    _unlink_pin(store, pin)
+    journal.new_pins.append(pin)
+    store.save_journal(journal)
+    prog = Program.load(handoff.checker_spec(), [maps[handoff.HANDOFF_MAP]])
+    try:
+        prog.pin(store.pin_path(pin))
+    finally:
+        prog.close()
+    return str(store.pin_path(pin))
+
+
+def _unpin_checkers(store: StateStore, keep: str | None = None) -> None:
+    """Old checkers: netfilter's rules hold them while they are in use."""
+    for path in store.pin_path("progs").glob(f"{handoff.CHECKER_NAME}-*"):
+        if keep is None or path != store.pin_path(keep):
+            path.unlink(missing_ok=True)
 
 
 def _create_map(spec: MapSpec, contents: MapContents | None) -> Map:
@@ -473,7 +503,10 @@ def _attach_one(store: StateStore, old_links: dict[tuple[str, str, str | None], 
     _unlink_pin(store, pin)
     journal.created.append(pin)
     store.save_journal(journal)
-    link = _attach(cp.name, cp.flavor, cp.hook, prog, ifindex, store.family)
+    # hand-off programs must run before netfilter's copy of their chain (priority 0)
+    first = any(m.name == handoff.HANDOFF_MAP for m in cp.program.maps)
+    link = _attach(cp.name, cp.flavor, cp.hook, prog, ifindex, store.family,
+                   NF_PRIORITY_FILTER - 1 if first else NF_PRIORITY_FILTER)
     try:
         link.pin(store.pin_path(pin))
     except BaseException:
@@ -485,18 +518,18 @@ def _attach_one(store: StateStore, old_links: dict[tuple[str, str, str | None], 
 
 
 def _attach(name: str, flavor: str, hook: str, prog: Program, ifindex: int | None,
-            family: Family) -> Link:
+            family: Family, priority: int = NF_PRIORITY_FILTER) -> Link:
     try:
         if flavor == "nf":
             try:
-                return attach_netfilter(prog, family, hook, NF_PRIORITY_FILTER)
+                return attach_netfilter(prog, family, hook, priority)
             except AttachError as e:
                 # The kernel allows no BPF link at the priority of another hook (EBUSY):
                 # e.g. the filter table itself, when plan.py split it by chain. Right
                 # after it is the same place in the hook order (security is at 50).
                 if getattr(e.__cause__, "errno", None) != errno.EBUSY:
                     raise
-                return attach_netfilter(prog, family, hook, NF_PRIORITY_FILTER + 1)
+                return attach_netfilter(prog, family, hook, priority + 1)
         if flavor == "xdp":
             return attach_xdp(prog, ifindex)
         return attach_tc(prog, ifindex, direction=hook)
@@ -631,13 +664,17 @@ def netfilter_tables_text(family: Family, names: Sequence[str]) -> str:
 
 
 def _apply_netfilter(store: StateStore, ruleset: Ruleset, plan: Plan, old: LoadedState | None,
-                     req: RestoreRequest, journal: Journal) -> None:
+                     req: RestoreRequest, journal: Journal, checker: str | None = None
+                     ) -> None:
     """Hand the netfilter tables to iptables-restore; empty the ones now in BPF.
 
     Only tables bpfilter itself put into netfilter are ever emptied. What they
     held before is kept in the journal first, so a later failure can put it back.
     """
     tables = list(plan.netfilter_tables)
+    if checker is not None:  # per-packet hand-off: the chain starts with the checker
+        tables = [handoff.with_checker(t, plan.handoff_chains, checker) if t.name == "filter"
+                  else t for t in tables]
     previously = set(old.netfilter_tables) if old else set()
     in_nf = {t.name for t in tables}  # a table split by chain is in both lists (plan.py)
     tables += [_empty_table(t.name) for t in plan.bpf_tables
@@ -725,6 +762,7 @@ def flush(family: Family) -> int:
         if state is None:
             return 0
         removed = _unpin(store, state)
+        _unpin_checkers(store)
         ctenable.disable(family)
         if state.netfilter_tables:
             empty = Ruleset(family, tuple(_empty_table(t) for t in state.netfilter_tables))

@@ -24,6 +24,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 
 from bpfilter import backend
+from bpfilter.backend.handoff import HANDOFF_CHAINS
 from bpfilter.backend.plan import is_jump
 from bpfilter.ir import Chain, Family, Ruleset, Table
 
@@ -60,6 +61,9 @@ class Plan:
     bpf_tables: tuple[Table, ...]
     netfilter_tables: tuple[Table, ...]
     rules: tuple[RulePlacement, ...]
+    # filter chains in BPF *and* (whole) in netfilter, with per-packet hand-off between
+    # them (backend/handoff.py): BPF decides what it can, the rest meets netfilter
+    handoff_chains: frozenset[str] = frozenset()
 
     def to_json(self) -> str:
         return json.dumps({"flavor": self.flavor, "rules": [asdict(r) for r in self.rules]},
@@ -165,22 +169,28 @@ def plan_ruleset(ruleset: Ruleset, hook: str = "auto") -> Plan:
     bpf_tables: list[Table] = []
     nf_tables: list[Table] = []
     rows: list[RulePlacement] = []
+    plan_handoff: frozenset[str] = frozenset()
     for table in ruleset.tables:
         if table is not filt:
             nf_tables.append(table)
             rows.extend(_rows_elsewhere(table))
             continue
         reasons = _chain_reasons(table, ruleset.family, flavor)
-        in_nf = {c for c, bad in reasons.items() if bad}
+        bad = {c for c, why in reasons.items() if why}
+        handoff = frozenset(bad & HANDOFF_CHAINS) if (
+            flavor == "nf" and ruleset.family == Family.IPV4) else frozenset()
+        in_nf = bad - handoff  # whole chain in netfilter, none of it in BPF
         in_bpf = {c for c in reasons if c not in in_nf}
         if in_bpf:
             bpf_tables.append(replace(table, chains=tuple(
                 c for c in table.chains if c.name not in in_nf)))
-        if in_nf:
+        if bad:
             nf_tables.append(replace(table, chains=tuple(
-                _empty(c) if c.name in in_bpf else c for c in table.chains)))
-        rows.extend(_filter_rows(table, ruleset.family, flavor, reasons, in_nf, note))
-    return Plan(ruleset.family, flavor, tuple(bpf_tables), tuple(nf_tables), tuple(rows))
+                _empty(c) if c.name in in_bpf - handoff else c for c in table.chains)))
+        rows.extend(_filter_rows(table, ruleset.family, flavor, reasons, in_nf, handoff, note))
+        plan_handoff = handoff
+    return Plan(ruleset.family, flavor, tuple(bpf_tables), tuple(nf_tables), tuple(rows),
+                plan_handoff)
 
 
 def _rows_elsewhere(table: Table) -> list[RulePlacement]:
@@ -193,7 +203,7 @@ def _rows_elsewhere(table: Table) -> list[RulePlacement]:
 
 def _filter_rows(table: Table, family: Family, flavor: str,
                  reasons: dict[str, list[tuple[str, int, str]]], in_nf: set[str],
-                 note: str) -> list[RulePlacement]:
+                 handoff: frozenset[str], note: str) -> list[RulePlacement]:
     roots: dict[tuple[str, int], list[str]] = {}
     for root in reasons:
         for key in reach(table, root, family):
@@ -208,13 +218,17 @@ def _filter_rows(table: Table, family: Family, flavor: str,
             if not hooks:
                 rows.append(RulePlacement(table.name, chain.name, n, line, "unreachable", None,
                                           "no built-in chain jumps here: never runs"))
+            elif (chain.name, n) in own:
+                via = (" — packets whose walk reaches it are handed to netfilter, which holds "
+                       "the whole chain" if set(hooks) <= handoff else "")
+                rows.append(RulePlacement(table.name, chain.name, n, line, "netfilter", None,
+                                          own[(chain.name, n)] + via))
             elif not nf_roots:
                 where = ", ".join(_hook_name(flavor, r) for r in hooks)
-                rows.append(RulePlacement(table.name, chain.name, n, line, "bpf", where,
-                                          "compiled into the BPF program" + note))
-            elif (chain.name, n) in own:
-                rows.append(RulePlacement(table.name, chain.name, n, line, "netfilter", None,
-                                          own[(chain.name, n)]))
+                why = "compiled into the BPF program" + note
+                if set(hooks) & handoff:
+                    why += " (its chain hands packets it cannot decide to netfilter)"
+                rows.append(RulePlacement(table.name, chain.name, n, line, "bpf", where, why))
             else:
                 root = nf_roots[0]
                 c, k, why = reasons[root][0]

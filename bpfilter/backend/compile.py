@@ -9,6 +9,7 @@ from bpfilter.backend.flavors import (
     INGRESS_SEEN_MAX,
     PROGRAM_SETS,
 )
+from bpfilter.backend.handoff import handoff_points, handoff_spec
 from bpfilter.backend.lookup import MIN_RUN as LOOKUP_MIN_RUN
 from bpfilter.backend.lookup import plan_lookups
 from bpfilter.backend.model import CompiledProgram, FlavorName, UnsupportedRule
@@ -42,7 +43,8 @@ MAP_SPECS = {IFNAMES_MAP: ifnames_spec, INGRESS_SEEN_MAP: ingress_seen_spec}
 
 
 def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: int = MIN_RUN,
-                  lookups: bool = True, lookup_min_run: int = LOOKUP_MIN_RUN
+                  lookups: bool = True, handoff_chains: frozenset[str] = frozenset(),
+                  lookup_min_run: int = LOOKUP_MIN_RUN
                   ) -> tuple[CompiledProgram, ...]:
     """Compile the filter table for `flavor`; raises UnsupportedRule when a reachable
     rule cannot be compiled (ask `unsupported_reason` per rule first).
@@ -71,12 +73,17 @@ def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: 
     out: list[CompiledProgram] = []
     for fl in program_sets[flavor]:
         for prog_name, hook, chains in fl.programs():
-            needs = check_and_needs(table, family, chains, fl.name)
-            emitter = ProgramEmitter(plan, fl, needs, trees)
+            handoff = {}  # by H10: rules handed to netfilter per packet (handoff.py)
+            if fl.name == "nf" and len(chains) == 1 and chains[0] in handoff_chains:
+                handoff = handoff_points(table, family, chains[0])
+            needs = check_and_needs(table, family, chains, fl.name, handoff)
+            emitter = ProgramEmitter(plan, fl, needs, trees, handoff)
             module = emitter.build(prog_name, chains)
             text = str(module)
             maps = [counters_spec(len(plan.slots))]
             maps += [MAP_SPECS[name]() for name in fl.maps(needs)]
+            if handoff:
+                maps.append(handoff_spec())
             contents = tuple(c for lk in emitter.used_lookups.values() for c in lk.contents())
             maps.extend(c.spec() for c in contents)
             spec = program_spec_from_elf(compile_ir(text), fl.section, prog_name, fl.prog_type,

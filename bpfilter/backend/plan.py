@@ -7,8 +7,8 @@ touching the emitter or the matchers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 
 from bpfilter.backend.flavors import Needs
 from bpfilter.backend.matchers import matcher
@@ -119,12 +119,16 @@ def reachable_rules(table: Table, roots: tuple[str, ...], family: Family = Famil
 
 
 def check_and_needs(table: Table, family: Family, roots: tuple[str, ...],
-                    flavor: str | None = None) -> Needs:
+                    flavor: str | None = None,
+                    handoff: Mapping[tuple[str, int], int] | None = None) -> Needs:
     """Raise UnsupportedRule for the first uncompilable reachable rule; else what
-    the program's rules read."""
+    the program's rules read. `handoff` rules (backend/handoff.py) only have their
+    first matches compiled."""
     l4 = 0
     in_name = out_name = False
     for chain, num, rule in reachable_rules(table, roots, family):
+        if handoff and (chain, num) in handoff:
+            rule = replace(rule, matches=rule.matches[:handoff[(chain, num)]], target=None)
         why = unsupported_reason(rule, family, flavor)
         if why:
             where = f" ({rule.location})" if rule.location else ""

@@ -31,24 +31,25 @@ def rows(p) -> dict[tuple[str, int], tuple[str, str]]:  # noqa: ANN001
     return {(r.chain, r.rule): (r.placement, r.reason) for r in p.rules}
 
 
-def test_chain_with_uncompilable_rule_goes_to_netfilter_alone() -> None:
-    p = plan()
-    assert p.flavor == "nf"
+def test_input_forward_hand_off_output_goes_to_netfilter_whole() -> None:
+    p = plan(RULES.replace("COMMIT", "-A OUTPUT -p udp -j REJECT\nCOMMIT"))
+    assert p.flavor == "nf" and p.handoff_chains == frozenset({"INPUT"})
     (bpf,) = p.bpf_tables
     (nf,) = p.netfilter_tables
-    assert [c.name for c in bpf.chains] == ["FORWARD", "OUTPUT", "common", "orphan"]
+    assert [c.name for c in bpf.chains] == ["INPUT", "FORWARD", "common", "orphan"]
     nf_chains = {c.name: c for c in nf.chains}
+    # INPUT: whole in netfilter too (handed-off packets meet all of it)
     assert len(nf_chains["INPUT"].rules) == 3 and nf_chains["INPUT"].policy == "DROP"
     assert nf_chains["FORWARD"].rules == () and nf_chains["FORWARD"].policy == "ACCEPT"
-    assert nf_chains["OUTPUT"].rules == () and nf_chains["OUTPUT"].policy == "ACCEPT"
+    assert len(nf_chains["OUTPUT"].rules) == 1
     r = rows(p)
-    assert r[("INPUT", 3)][0] == "netfilter" and "REJECT" in r[("INPUT", 3)][1]
-    assert r[("INPUT", 1)][0] == "netfilter" and "INPUT rule 3" in r[("INPUT", 1)][1]
+    assert r[("INPUT", 3)][0] == "netfilter" and "handed to netfilter" in r[("INPUT", 3)][1]
+    assert r[("INPUT", 1)][0] == "bpf" and "hands packets" in r[("INPUT", 1)][1]
     assert r[("FORWARD", 1)][0] == "bpf"
-    # common runs from INPUT (netfilter) too: counted as netfilter
-    assert r[("common", 1)][0] == "netfilter"
+    assert r[("common", 1)][0] == "bpf"
+    assert r[("OUTPUT", 1)][0] == "netfilter" and "REJECT" in r[("OUTPUT", 1)][1]
     assert r[("orphan", 1)][0] == "unreachable"
-    assert p.share() == (2, 6)
+    assert p.share() == (5, 7)
 
 
 def test_all_compilable_table_is_bpf_only() -> None:
