@@ -1,0 +1,239 @@
+"""Throughput over a veth pair: bpfilter (xdp, tc, nf) against iptables-legacy,
+iptables-nft and nftables, side by side in one run; prints JSON, writes a PNG.
+
+    python -m bench.veth_pps [--sizes 0 1000 10000] [--kinds classbench blocklist]
+        [--seconds 3] [--fw none legacy nft nftables bpf-xdp bpf-tc bpf-nf]
+        [--json FILE] [--png FILE]
+
+Setup (namespaces created here, deleted at the end): netns "gen" runs trafgen (one
+process pinned to one CPU) sending 64-byte UDP frames over veth g0 → v0 in netns "fw",
+whose filter/INPUT holds the ruleset. The probe packet's first match is nothing (the
+worst case: every rule of a linear walk runs) and the policy accepts it, so the packet
+is delivered locally; pps = IpInDelivers in "fw" per second while trafgen runs
+(packets the firewall let through: what a server behind it would get).
+Firewalls: "legacy" iptables-legacy-restore; "nft" iptables-nft-restore (nf_tables
+rules, one per iptables rule); "nftables" native nft: blocklists as one set
+(`ip saddr @block drop`), ClassBench-like ACLs as rules (iptables-restore-translate:
+mixed verdicts and overlapping ranges cannot be one set); "bpf-*": bpfilter-restore
+--hook xdp|tc|nf. Also times loading each ruleset (wall clock of the restore command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.rulesets import (
+    HEAD,
+    TAIL,
+    Rule5,
+    blocklist,
+    classbench,
+    first_match,
+    restore_text,
+)
+from bpfilter.verify import packets as P
+
+GENERATORS = {"classbench": classbench, "blocklist": blocklist}
+FW_ADDR, GEN_ADDR = "10.200.0.1", "10.200.0.2"
+EXTRA_ADDRS = ("192.0.2.1", "198.51.100.1", "203.0.113.1", "100.64.0.1")
+FIREWALLS = ("none", "legacy", "nft", "nftables", "bpf-xdp", "bpf-tc", "bpf-nf")
+BIN = Path(sys.executable).parent
+
+
+def sh(ns: str | None, *argv: str, stdin: str | None = None, env: dict | None = None,
+       check: bool = True) -> subprocess.CompletedProcess:
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {proc.stderr.strip()[-2000:]}")
+    return proc
+
+
+def probe(rules: list[Rule5]) -> tuple[int, int, int, int, int]:
+    """A UDP packet that no rule matches, to an address the firewall will own."""
+    for dst_text in (FW_ADDR, *EXTRA_ADDRS):
+        dst = int(ipaddress.IPv4Address(dst_text))
+        for i in range(2000):
+            src = ((1 + i % 223) << 24) | (i * 2654435761 & 0xFFFFFF)
+            pkt = (src, dst, 17, 40000 + i % 20000, 9 + i * 7919 % 50000)
+            if first_match(rules, pkt) is None:
+                return pkt
+    raise RuntimeError("no probe packet matches no rule")
+
+
+def trafgen_conf(pkt: tuple[int, int, int, int, int], dst_mac: str, src_mac: str) -> str:
+    src, dst = (str(ipaddress.IPv4Address(a)) for a in pkt[:2])
+    udp = P.udp_datagram(src, dst, pkt[3], pkt[4], bytes(18))
+    frame = P.ether(dst_mac, src_mac, P.ETH_P_IP, P.ipv4_header(src, dst, 17, len(udp)) + udp)
+    assert len(frame) == 60  # 64 on the wire with the FCS
+    return "{ " + ", ".join(f"0x{b:02x}" for b in frame) + " }\n"
+
+
+def in_delivers(ns: str) -> int:
+    text = sh(ns, "cat", "/proc/net/snmp").stdout
+    head, vals = [ln.split() for ln in text.splitlines() if ln.startswith("Ip:")][:2]
+    return int(vals[head.index("InDelivers")])
+
+
+def nft_text(rules: list[Rule5], kind: str, tmp: Path) -> str:
+    if kind == "blocklist":
+        drops = [r for r in rules if r.verdict == "DROP" and r.src[1] == 32 and not r.proto]
+        rest = [r for r in rules if r not in drops]
+        elems = ", ".join(str(ipaddress.IPv4Address(r.src[0])) for r in drops)
+        lines = ["table ip bench {",
+                 "  set block { type ipv4_addr; " + (f"elements = {{ {elems} }}" if elems
+                                                    else "") + " }",
+                 "  chain input { type filter hook input priority 0; policy accept;",
+                 "    ip saddr @block drop"]
+        for r in rest:
+            lines.append(f"    ip daddr {ipaddress.IPv4Address(r.dst[0])}/{r.dst[1]} tcp dport "
+                         f"{r.dport[0]} accept" if r.dport else "")
+        return "\n".join(lines + ["  }", "}"]) + "\n"
+    src = tmp / "rules.v4"
+    src.write_text(restore_text(rules))
+    out = sh(None, "iptables-restore-translate", "-f", str(src)).stdout
+    return "flush ruleset\n" + out
+
+
+class Lab:
+    def __init__(self, tmp: Path) -> None:
+        from bpfilter.verify.netns import Topology
+
+        self.tmp = tmp
+        self.topo = Topology("pps")
+        self.topo.__enter__()
+        self.topo.veth("gen", "g0", "fw", "v0")
+        self.topo.addr("gen", "g0", f"{GEN_ADDR}/16")
+        self.topo.addr("fw", "v0", f"{FW_ADDR}/16")
+        self.gen, self.fw = self.topo.ns("gen"), self.topo.ns("fw")
+        self.topo.route("fw", "default", "via", GEN_ADDR)
+        self.fw_mac, self.gen_mac = self.topo.mac("fw", "v0"), self.topo.mac("gen", "g0")
+        self.topo.neigh("fw", GEN_ADDR, self.gen_mac, "v0")
+        self.env = {**os.environ, "BPFILTER_RUN_DIR": str(tmp / "run")}
+
+    def close(self) -> None:
+        self.clear()
+        subprocess.run(["umount", "-l", str(self.tmp / "run" / "bpffs")], capture_output=True)
+        self.topo.__exit__(None, None, None)
+
+    def clear(self) -> None:
+        sh(self.fw, str(BIN / "bpfilter"), "flush", env=self.env, check=False)
+        empty = HEAD + TAIL
+        sh(self.fw, "iptables-legacy-restore", stdin=empty, check=False)
+        sh(self.fw, "iptables-nft-restore", stdin=empty, check=False)
+        sh(self.fw, "nft", "flush", "ruleset", check=False)
+
+    def install(self, fw: str, rules: list[Rule5], kind: str) -> float:
+        text = restore_text(rules)
+        t0 = time.perf_counter()
+        if fw == "legacy":
+            sh(self.fw, "iptables-legacy-restore", stdin=text)
+        elif fw == "nft":
+            sh(self.fw, "iptables-nft-restore", stdin=text)
+        elif fw == "nftables":
+            sh(self.fw, "nft", "-f", "-", stdin=nft_text(rules, kind, self.tmp))
+        elif fw.startswith("bpf-"):
+            sh(self.fw, str(BIN / "bpfilter-restore"), f"--hook={fw[4:]}", stdin=text,
+               env=self.env)
+        return time.perf_counter() - t0
+
+    def send(self, conf: str, seconds: float) -> float:
+        cfg = self.tmp / "pkt.cfg"
+        cfg.write_text(conf)
+        before = in_delivers(self.fw)
+        t0 = time.perf_counter()
+        sh(self.gen, "timeout", "-s", "INT", str(seconds), "taskset", "-c", "1", "trafgen",
+           "--dev", "g0", "--conf", str(cfg), "--cpus", "1", check=False)
+        dt = time.perf_counter() - t0
+        return (in_delivers(self.fw) - before) / dt
+
+
+def measure(sizes: list[int], kinds: list[str], firewalls: list[str], seconds: float
+            ) -> list[dict]:
+    if not shutil.which("trafgen"):
+        raise SystemExit("trafgen (netsniff-ng) is not installed")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bpfilter-pps-") as d:
+        lab = Lab(Path(d))
+        try:
+            for kind in kinds:
+                for n in sizes:
+                    rules = GENERATORS[kind](n) if n else []
+                    pkt = probe(rules)
+                    dst = str(ipaddress.IPv4Address(pkt[1]))
+                    if dst != FW_ADDR:
+                        lab.topo.addr("fw", "v0", f"{dst}/32")
+                    conf = trafgen_conf(pkt, lab.fw_mac, lab.gen_mac)
+                    for fw in firewalls:
+                        if fw == "none" and n:
+                            continue
+                        lab.clear()
+                        load_s = lab.install(fw, rules, kind) if fw != "none" else 0.0
+                        pps = lab.send(conf, seconds)
+                        row = {"kind": kind, "rules": n, "firewall": fw, "pps": round(pps),
+                               "load_s": round(load_s, 3)}
+                        print(json.dumps(row), file=sys.stderr, flush=True)
+                        rows.append(row)
+                    if dst != FW_ADDR:
+                        sh(lab.fw, "ip", "addr", "del", f"{dst}/32", "dev", "v0")
+        finally:
+            lab.close()
+    return rows
+
+
+def plot(rows: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = sorted({r["kind"] for r in rows})
+    fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.5), squeeze=False)
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        none = [r["pps"] for r in rows if r["firewall"] == "none"]
+        for fw in sorted({r["firewall"] for r in rows} - {"none"}):
+            pts = sorted((max(r["rules"], 1), r["pps"]) for r in rows
+                         if r["kind"] == kind and r["firewall"] == fw)
+            ax.plot([p[0] for p in pts], [p[1] / 1e6 for p in pts], marker="o", label=fw)
+        if none:
+            ax.axhline(none[0] / 1e6, color="grey", linestyle="--", label="no firewall")
+        ax.set_xscale("log")
+        ax.set_xlabel("rules")
+        ax.set_ylabel("Mpps delivered (64-byte UDP, veth)")
+        ax.set_title(f"{kind}: packet matching no rule")
+        ax.legend(fontsize=8)
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[0, 100, 1000, 10000])
+    ap.add_argument("--kinds", nargs="+", default=["classbench"], choices=list(GENERATORS))
+    ap.add_argument("--fw", nargs="+", default=list(FIREWALLS), choices=FIREWALLS)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--png", help="plot pps against rule count here (needs matplotlib)")
+    args = ap.parse_args()
+    rows = measure(args.sizes, args.kinds, args.fw, args.seconds)
+    print(json.dumps(rows, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.png:
+        plot(rows, args.png)
+
+
+if __name__ == "__main__":
+    main()
+
