@@ -77,8 +77,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       "appeared since (matching --iface patterns)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("-6", dest="v6", action="store_true", help="IPv6")
+    p = sub.add_parser("migrate", help="take over the live iptables ruleset (dry run unless "
+                                        "--apply)")
+    p.add_argument("-6", dest="v6", action="store_true", help="IPv6")
+    p.add_argument("--hook", default="auto", choices=HOOKS)
+    p.add_argument("--iface", action="append", default=[], help="xdp/tc: interface or pattern")
+    p.add_argument("--apply", action="store_true", help="swap it in (after verification)")
+    p.add_argument("--force", action="store_true", help="apply even if verification differs")
+    p.add_argument("--no-verify", action="store_true", help="skip the twin-namespace check")
+    p.add_argument("--frames", type=int, default=500, help="packets to verify with")
+    p = sub.add_parser("rollback", help="put back the netfilter ruleset from before migrate")
+    p.add_argument("-6", dest="v6", action="store_true", help="IPv6")
     args = ap.parse_args(argv)
     family = Family.IPV6 if getattr(args, "v6", False) else Family.IPV4
+    if args.cmd in ("migrate", "rollback"):
+        return _migrate(args, family)
     if args.cmd == "status":
         print(pipeline.status(family))
         return 0
@@ -111,6 +124,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(print_ruleset(rs, counters=args.counters))
         return 0
     return 2
+
+
+def _migrate(args: argparse.Namespace, family: Family) -> int:
+    """`bpfilter migrate` / `bpfilter rollback` (see bpfilter.migrate)."""
+    from bpfilter import migrate
+
+    prog = f"bpfilter {args.cmd}"
+    try:
+        if args.cmd == "rollback":
+            print(migrate.rollback(family))
+            return 0
+        m = migrate.prepare(family, args.hook, verify=not args.no_verify, frames=args.frames)
+        print(_plan_text(m.plan))
+        if m.verified:
+            print(m.verified)
+        if not args.apply:
+            print("dry run: nothing changed (use --apply to migrate)")
+            return 1 if m.mismatches else 0
+        migrate.apply(m, tuple(args.iface), force=args.force)
+        print(f"migrated: bpfilter runs {m.plan.summary()}; the netfilter ruleset from "
+              f"before is kept for `bpfilter rollback`")
+        return 0
+    except RestoreError as e:
+        print(format_error(prog, e), file=sys.stderr)
+        return 1
+    except (migrate.MigrateError, pipeline.PipelineError, OSError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 1
 
 
 def _plan_text(plan: Plan) -> str:

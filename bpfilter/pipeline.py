@@ -440,8 +440,10 @@ def _interfaces(patterns: Sequence[str]) -> list[tuple[str, int]]:
 def _attach_all(store: StateStore, old: LoadedState | None, loaded: Sequence[Loaded],
                 req: RestoreRequest, generation: int, journal: Journal) -> list[ProgramRecord]:
     """Swap programs under existing links, attach new ones; every change journalled."""
+    current = _all_interfaces() if any(cp.flavor != "nf" for cp, _, _ in loaded) else {}
     old_links = {(lr.kind, lr.hook, lr.iface): lr
-                 for p in (old.programs if old else []) for lr in p.links}
+                 for p in (old.programs if old else []) for lr in p.links
+                 if lr.iface is None or lr.ifindex in (None, current.get(lr.iface))}
     for sub in ("links", "maps", "progs", "rollback"):
         store.pin_path(sub).mkdir(parents=True, exist_ok=True)
     ifaces = [] if all(cp.flavor == "nf" for cp, _, _ in loaded) else _interfaces(req.ifaces)
@@ -498,7 +500,7 @@ def _attach_one(store: StateStore, old_links: dict[tuple[str, str, str | None], 
             link.update(prog)
         finally:
             link.close()
-        return LinkRecord(cp.flavor, cp.hook, iface, previous.pin)
+        return LinkRecord(cp.flavor, cp.hook, iface, previous.pin, ifindex)
     pin = "links/" + "-".join(x for x in (cp.flavor, cp.hook, iface) if x)
     _unlink_pin(store, pin)
     journal.created.append(pin)
@@ -514,7 +516,7 @@ def _attach_one(store: StateStore, old_links: dict[tuple[str, str, str | None], 
         raise
     finally:
         link.close()
-    return LinkRecord(cp.flavor, cp.hook, iface, pin)
+    return LinkRecord(cp.flavor, cp.hook, iface, pin, ifindex)
 
 
 def _attach(name: str, flavor: str, hook: str, prog: Program, ifindex: int | None,
@@ -591,6 +593,11 @@ def attach_new(family: Family) -> list[str]:
                 _fill_ifnames(prog, links)
                 if p.flavor == "nf":
                     continue
+                stale = [lr for lr in p.links if lr.iface is not None
+                         and links.get(lr.iface) != lr.ifindex]
+                for lr in stale:  # the device went away (or was re-created): drop the pin
+                    _unlink_pin(store, lr.pin)
+                    p.links.remove(lr)
                 have = {lr.iface for lr in p.links}
                 for name, ifindex in sorted(links.items()):
                     if name in have or not any(iface_matches(pt, name)
@@ -603,7 +610,7 @@ def attach_new(family: Family) -> list[str]:
                         link.pin(store.pin_path(pin))
                     finally:
                         link.close()
-                    p.links.append(LinkRecord(p.flavor, p.hook, name, pin))
+                    p.links.append(LinkRecord(p.flavor, p.hook, name, pin, ifindex))
                     added.append(f"{p.name} {p.flavor} {p.hook} on {name}")
             finally:
                 prog.close()
@@ -753,8 +760,12 @@ def save(family: Family, counters: bool = False, table: str | None = None) -> st
     return print_ruleset(ruleset, counters=counters)
 
 
-def flush(family: Family) -> int:
-    """Detach and unpin everything bpfilter loaded here; returns links removed."""
+def flush(family: Family, netfilter: bool = True) -> int:
+    """Detach and unpin everything bpfilter loaded here; returns links removed.
+
+    ``netfilter=False`` leaves the tables bpfilter handed to netfilter as they are
+    (`bpfilter rollback` has just put the pre-migration ruleset there).
+    """
     store = StateStore(family)
     with locked(store, None):
         recover(store)
@@ -764,7 +775,7 @@ def flush(family: Family) -> int:
         removed = _unpin(store, state)
         _unpin_checkers(store)
         ctenable.disable(family)
-        if state.netfilter_tables:
+        if state.netfilter_tables and netfilter:
             empty = Ruleset(family, tuple(_empty_table(t) for t in state.netfilter_tables))
             subprocess.run(iptables_restore_command(family), input=print_ruleset(empty),
                            capture_output=True, text=True, check=False)
@@ -780,17 +791,23 @@ def status(family: Family) -> str:
     if state is None:
         return "\n".join([*lines, "nothing loaded"])
     lines.append(f"generation {state.generation}")
+    devices = _all_interfaces() if state.iface_patterns else {}
+    have = set()
     for p in state.programs:
         for lr in p.links:
             where = f"{lr.kind} {lr.hook}" + (f" on {lr.iface}" if lr.iface else "")
             alive = "attached" if store.pin_path(lr.pin).exists() else "MISSING"
+            if lr.iface is not None and lr.ifindex is not None \
+                    and devices.get(lr.iface) != lr.ifindex:
+                alive = "GONE (the device was removed or re-created)"
+            else:
+                have.add(lr.iface)
             lines.append(f"{p.name}: {where} ({', '.join(p.chains)}) {alive}")
     for t in state.netfilter_tables:
         lines.append(f"table {t}: netfilter (iptables-restore)")
     if state.iface_patterns:
         lines.append(f"interfaces: {' '.join(state.iface_patterns)}")
-        have = {lr.iface for p in state.programs for lr in p.links}
-        waiting = sorted(n for n in _all_interfaces() if n not in have and any(
+        waiting = sorted(n for n in devices if n not in have and any(
             iface_matches(pt, n) for pt in state.iface_patterns))
         for name in waiting:
             lines.append(f"{name}: matches but has no filter yet (run `bpfilter attach-new`)")

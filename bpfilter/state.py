@@ -113,6 +113,7 @@ class LinkRecord:
     hook: str  # "ingress"/"egress" for xdp/tc, chain name for nf
     iface: str | None
     pin: str  # relative to StateStore.pin_dir
+    ifindex: int | None = None  # xdp/tc: a device re-created under the same name differs
 
 
 @dataclass
