@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bpfilter import pipeline
 from bpfilter.frontend.errors import RestoreError
@@ -35,6 +36,7 @@ from bpfilter.ir import Family
 from bpfilter.plan import HOOKS, Plan, plan_ruleset
 
 VERSION = "1.8.9 (bpfilter)"
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 
@@ -86,12 +88,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="apply even if verification differs")
     p.add_argument("--no-verify", action="store_true", help="skip the twin-namespace check")
     p.add_argument("--frames", type=int, default=500, help="packets to verify with")
+    sub.add_parser("data-dir", help="where the systemd unit, udev rule and "
+                                    "netfilter-persistent plugin are installed")
     p = sub.add_parser("rollback", help="put back the netfilter ruleset from before migrate")
     p.add_argument("-6", dest="v6", action="store_true", help="IPv6")
     args = ap.parse_args(argv)
     family = Family.IPV6 if getattr(args, "v6", False) else Family.IPV4
     if args.cmd in ("migrate", "rollback"):
         return _migrate(args, family)
+    if args.cmd == "data-dir":
+        print(DATA_DIR)
+        return 0
     if args.cmd == "status":
         print(pipeline.status(family))
         return 0
