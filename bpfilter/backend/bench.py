@@ -41,8 +41,8 @@ def ruleset(n: int, style: str = "mixed") -> str:
     return f"*filter\n{head}{rules}COMMIT\n"
 
 
-def measure(sizes: list[int], flavors: list[str], repeat: int, mac: str, style: str = "mixed"
-            ) -> list[tuple[str, int, int, int]]:
+def measure(sizes: list[int], flavors: list[str], repeat: int, mac: str, style: str = "mixed",
+            linear: bool = False) -> list[tuple[str, int, int, int]]:
     """(flavor, rules, instructions, ns/packet) — call inside the bench namespace."""
     import socket
 
@@ -54,7 +54,8 @@ def measure(sizes: list[int], flavors: list[str], repeat: int, mac: str, style: 
         table = parse_restore(ruleset(n, style), family=Family.IPV4).table("filter")
         assert table is not None
         for flavor in flavors:
-            progs = compile_table(table, Family.IPV4, flavor)  # type: ignore[arg-type]
+            extra = {"min_run": 10**9, "lookups": False} if linear else {}
+            progs = compile_table(table, Family.IPV4, flavor, **extra)  # type: ignore[arg-type]
             with LoadedTable(progs) as lt:
                 hook = "INPUT" if flavor == "nf" else "ingress"
                 res = lt.run(hook, frame, ifindex, repeat=repeat)
@@ -70,6 +71,8 @@ def main() -> None:
     ap.add_argument("--flavors", nargs="+", default=["xdp", "tc", "nf"])
     ap.add_argument("--repeat", type=int, default=100000)
     ap.add_argument("--style", choices=sorted(STYLES), default="mixed")
+    ap.add_argument("--linear", action="store_true",
+                    help="no search trees / map lookups: one compare chain per rule")
     args = ap.parse_args()
     from bpfilter.verify.netns import Topology
 
@@ -77,7 +80,8 @@ def main() -> None:
         topo.veth("fw", "v0", "peer", "p0")
         topo.addr("fw", "v0", f"{LOCAL}/24")
         mac = topo.mac("fw", "v0")
-        rows = topo.call("fw", measure, args.rules, args.flavors, args.repeat, mac, args.style)
+        rows = topo.call("fw", measure, args.rules, args.flavors, args.repeat, mac, args.style,
+                         args.linear)
     print(f"{'flavor':6} {'rules':>6} {'insns':>7} {'ns/pkt':>7}")
     for flavor, n, insns, ns in rows:
         print(f"{flavor:6} {n:6d} {insns:7d} {ns:7d}")
