@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from bpfilter import backend
 from bpfilter.backend.handoff import HANDOFF_CHAINS
 from bpfilter.backend.plan import is_jump
-from bpfilter.ir import Chain, Family, Ruleset, Table
+from bpfilter.ir import Chain, Family, Rule, Ruleset, Table
 
 BPF_TABLES = frozenset({"filter"})
 HOOKS = ("auto", "xdp", "tc", "nf")
@@ -116,6 +116,44 @@ def reach(table: Table, root: str, family: Family) -> list[tuple[str, int]]:
             out.append((name, i))
             if is_jump(rule.target, family) and rule.target is not None:
                 todo.append(rule.target.name)
+    return out
+
+
+def _always_handed_off(table: Table, family: Family, root: str) -> dict[tuple[str, int], str]:
+    """Rules of a hand-off chain that no packet reaches in BPF: those after the first
+    rule of `root` that hands off *every* packet reaching it (no condition is checked
+    before its uncompilable part), e.g. `-A INPUT -m addrtype ... -j DROP` as rule 1.
+    Maps each such rule to why, so the share counts them as netfilter's."""
+    from bpfilter.backend.handoff import handoff_points
+
+    chain = table.chain(root)
+    points = handoff_points(table, family, root)
+    if chain is None:
+        return {}
+    for k, rule in enumerate(chain.rules, 1):
+        if points.get((root, k)) == 0 and _no_generic(rule):
+            before = {x for n in range(1, k) for x in _reach_rule(table, root, n, family)}
+            why = (f"every packet is handed to netfilter at {root} rule {k} before it "
+                   "gets here")
+            return {x: why for x in reach(table, root, family)
+                    if x not in before and x != (root, k)}
+    return {}
+
+
+def _no_generic(rule: Rule) -> bool:
+    return (rule.src is None and rule.dst is None and rule.in_iface is None
+            and rule.out_iface is None and rule.fragment is None
+            and (rule.protocol is None or rule.protocol.value == 0))
+
+
+def _reach_rule(table: Table, chain: str, n: int, family: Family) -> list[tuple[str, int]]:
+    """Rule n of `chain` and everything its jump reaches."""
+    c = table.chain(chain)
+    assert c is not None
+    t = c.rules[n - 1].target
+    out = [(chain, n)]
+    if t is not None and is_jump(t, family):
+        out += reach(table, t.name, family)
     return out
 
 
@@ -209,6 +247,9 @@ def _filter_rows(table: Table, family: Family, flavor: str,
         for key in reach(table, root, family):
             roots.setdefault(key, []).append(root)
     own = {(c, n): why for bad in reasons.values() for c, n, why in bad}
+    blocked: dict[tuple[str, int], str] = {}
+    for root in handoff:
+        blocked.update(_always_handed_off(table, family, root))
     rows = []
     for chain in table.chains:
         for n, rule in enumerate(chain.rules, 1):
@@ -223,6 +264,10 @@ def _filter_rows(table: Table, family: Family, flavor: str,
                        "the whole chain" if set(hooks) <= handoff else "")
                 rows.append(RulePlacement(table.name, chain.name, n, line, "netfilter", None,
                                           own[(chain.name, n)] + via))
+            elif not nf_roots and (chain.name, n) in blocked and not (
+                    set(hooks) - handoff):
+                rows.append(RulePlacement(table.name, chain.name, n, line, "netfilter", None,
+                                          blocked[(chain.name, n)]))
             elif not nf_roots:
                 where = ", ".join(_hook_name(flavor, r) for r in hooks)
                 why = "compiled into the BPF program" + note

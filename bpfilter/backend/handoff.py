@@ -61,7 +61,11 @@ def handoff_spec() -> MapSpec:
 def _slot(g: Gen) -> tuple[ir.Value, ir.Block]:
     """(pointer to this CPU's slot, current block); the lookup of key 0 never fails on
     an array, but the verifier wants the NULL check."""
-    key = g.stack(4, "hokey")
+    cache: dict[str, ir.Value] = g.__dict__.setdefault("_shared_stack", {})
+    key = cache.get("hokey")
+    if key is None:
+        key = cache["hokey"] = g.stack(4, "hokey", zero=False)
+    g.b.store(I32(0), key, align=4)
     val = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(HANDOFF_MAP), key])
     return val, g.b.block
 

@@ -2,8 +2,9 @@
 
 Seeded random rulesets built from the stateful rules real firewalls use (conntrack /
 state in every form the kernel gives data for, ctdir/ctstatus/tuple options, mark,
-ttl, pkttype) mixed with REJECT rules (their chain then runs in netfilter: the chain
-split of bpfilter.plan), loaded into the router of a cli — dut — srv lab
+ttl, pkttype) mixed with REJECT, LOG and limit rules (BPF hands the packets that
+reach them to netfilter, which holds the whole chain: backend/handoff.py; a limit
+evaluated twice would show as different outcomes), loaded into the router of a cli — dut — srv lab
 (tests/diff/stateful_lab.py). Seeded flows: TCP handshakes with data and FIN or RST
 close, connections to closed ports (RST through OUTPUT/FORWARD), UDP request/response
 and port-unreachable errors (RELATED), ICMP echo, and crafted TCP segments with odd
@@ -79,7 +80,11 @@ def _rule(rng: random.Random, chain: str) -> str:
         parts.append(_state_rule(rng))
     if r > 0.35:
         parts.append(_extra(rng))
-    if chain != "OUTPUT" and rng.random() < 0.07:
+    if chain != "OUTPUT" and rng.random() < 0.08:  # run by netfilter after a hand-off
+        parts.append(rng.choice(("-m limit --limit 6/min --limit-burst 3 -j ACCEPT",
+                                 "-m limit --limit 1/sec --limit-burst 2 -j DROP",
+                                 '-j LOG --log-prefix "h10 "')))
+    elif chain != "OUTPUT" and rng.random() < 0.07:
         parts.append(rng.choice(("-j REJECT", "-j REJECT --reject-with tcp-reset")
                                 if "tcp" in p else ("-j REJECT",)))
     else:

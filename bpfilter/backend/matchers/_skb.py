@@ -47,3 +47,14 @@ def read_kernel(rc: RuleCtx, buf: ir.Value, addr: ir.Value, size: int) -> ir.Val
     g = rc.gen
     ret = g.helper(BPF_FUNC_probe_read_kernel, I64, [buf, I64(size), g.b.inttoptr(addr, PTR)])
     return g.b.icmp_signed("!=", ret, I64(0))
+
+
+def shared_stack(rc: RuleCtx, size: int, name: str) -> ir.Value:
+    """One stack buffer per program for `name`, reused by every rule that needs it
+    (each writes it before reading): per-rule buffers would add up past the 512-byte
+    BPF stack in long chains."""
+    cache: dict[str, ir.Value] = rc.gen.__dict__.setdefault("_shared_stack", {})
+    buf = cache.get(name)
+    if buf is None:
+        buf = cache[name] = rc.gen.stack(size, name, zero=False)
+    return buf

@@ -27,7 +27,7 @@ from llvmlite import ir
 from bpfilter.backend.gen import I32, I64, wire32
 from bpfilter.backend.matchers import RuleCtx, register
 from bpfilter.backend.matchers._l4 import xor_neg
-from bpfilter.backend.matchers._skb import need_skb, read_kernel, skb_u64
+from bpfilter.backend.matchers._skb import need_skb, read_kernel, shared_stack, skb_u64
 from bpfilter.ir import Match, Option, Rule
 from bpfilter.loader import btf
 
@@ -95,7 +95,9 @@ def emit_ct(rc: RuleCtx, match: Match) -> None:
     win = status = None
     if lay is not None:
         # Copy the nf_conn window only when there is a conntrack entry: zeros otherwise.
-        win = g.stack(lay.hi - lay.lo, "nfconn")
+        win = shared_stack(rc, lay.hi - lay.lo, "nfconn")
+        for off in range(0, lay.hi - lay.lo, 8):  # zeros when there is no entry
+            b.store(I64(0), g.ptr(win, off), align=8)
         rd, done = g.block("ctread"), g.block("ctread.done")
         b.cbranch(has_ct, rd, done)
         g.at(rd)
