@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from bpfilter.frontend.extensions.base import (
     Extension,
@@ -176,6 +177,7 @@ def parse_rulenumber(text: str) -> int:
     return v
 
 
+@lru_cache(maxsize=1024)
 def check_target_name(name: str) -> str:
     """xt_parse_target."""
     if not name:
@@ -198,6 +200,13 @@ def check_chain_name(name: str, family: Family) -> None:
         raise _err("chain name may not clash with target name")
     if any(c.isspace() for c in name):
         raise _err(f"Invalid chain name `{name}'")
+
+
+@lru_cache(maxsize=256)
+def _protocol(text: str) -> tuple[int, str | None]:
+    """-p's number and the name that loads its implicit match (lower-cased ``text``)."""
+    num = try_number(text, 0, 255)
+    return parse_protocol(text), proto_to_name(num) if num is not None else text
 
 
 def _has_arg(g: GetOpt) -> bool:
@@ -243,11 +252,19 @@ def parse_command(
         entries.append(entry)
         return entry
 
+    ctx_cache: list[tuple[tuple[object, ...], ParseContext]] = []
+
     def ctx() -> ParseContext:
+        # Built once per (protocol, '!', chain) seen: most lines ask several times.
+        key = (spec.protocol, "p" in spec.inv, chain)
+        if ctx_cache and ctx_cache[0][0] == key:
+            return ctx_cache[0][1]
         proto = None
         if spec.protocol is not None:
             proto = Negatable(spec.protocol, "p" in spec.inv)
-        return ParseContext(family, table, chain or "", proto)
+        made = ParseContext(family, table, chain or "", proto)
+        ctx_cache[:] = [(key, made)]
+        return made
 
     def set_option(letter: str) -> None:
         if letter in opts:
@@ -350,10 +367,7 @@ def parse_command(
                 policy = argv[_bump(g)]
         elif c == "p":
             set_option("p")
-            text = prev().lower()
-            spec.protocol = parse_protocol(text)
-            num = try_number(text, 0, 255)
-            proto_name = proto_to_name(num) if num is not None else text
+            spec.protocol, proto_name = _protocol(prev().lower())
             if spec.protocol == 0 and "p" in spec.inv:
                 raise _err("rule would never match protocol")
         elif c in "sd":
@@ -562,6 +576,7 @@ def _expand(spec: RuleSpec, matches: list[Match], target: Target | None, family:
         list(parse_addresses(spec.src, family)) if spec.src is not None else [None])
     dsts: list[Address | None] = (
         list(parse_addresses(spec.dst, family)) if spec.dst is not None else [None])
+    src_neg, dst_neg = "s" in spec.inv, "d" in spec.inv
     base = Rule(
         in_iface=Negatable(spec.in_iface, "i" in spec.inv) if spec.in_iface is not None else None,
         out_iface=(Negatable(spec.out_iface, "o" in spec.inv)
@@ -572,23 +587,14 @@ def _expand(spec: RuleSpec, matches: list[Match], target: Target | None, family:
         target=target,
         counters=spec.counters,
         location=location,
+        src=Negatable(srcs[0], src_neg) if srcs[0] is not None else None,
+        dst=Negatable(dsts[0], dst_neg) if dsts[0] is not None else None,
     )
     if len(srcs) == 1 and len(dsts) == 1:
-        s0, d0 = srcs[0], dsts[0]
-        return [Rule(
-            src=Negatable(s0, "s" in spec.inv) if s0 is not None else None,
-            dst=Negatable(d0, "d" in spec.inv) if d0 is not None else None,
-            in_iface=base.in_iface, out_iface=base.out_iface, protocol=base.protocol,
-            fragment=base.fragment, matches=base.matches, target=target,
-            counters=spec.counters, location=location)]
-    out = []
-    for s in srcs:
-        for d in dsts:
-            out.append(base.with_(
-                src=Negatable(s, "s" in spec.inv) if s is not None else None,
-                dst=Negatable(d, "d" in spec.inv) if d is not None else None,
-            ))
-    return out
+        return [base]
+    return [base.with_(src=Negatable(s, src_neg) if s is not None else None,
+                       dst=Negatable(d, dst_neg) if d is not None else None)
+            for s in srcs for d in dsts]
 
 
 __all__ = ["Command", "RuleSpec", "parse_command", "find_match", "proto_to_name"]

@@ -12,12 +12,31 @@ from __future__ import annotations
 import re
 
 _BLANKS = re.compile(r"[ \t\n]+")
+# A word with quotes and no backslash: text, then a quoted part up to its closing
+# quote (which ends the word) or the end of the line; or plain text.
+_QUOTED_WORD = re.compile(r'([^ \t\n"]*)"([^"]*)("?)|([^ \t\n"]+)')
+
+
+def _quoted_words(line: str) -> list[str]:
+    """split_line for a line with quotes but no backslash (no escapes to honour)."""
+    words: list[str] = []
+    for m in _QUOTED_WORD.finditer(line):
+        plain = m.group(4)
+        if plain is not None:
+            words.append(plain)
+            continue
+        word = m.group(1) + m.group(2)
+        if m.group(3) or word:  # a closed quote always makes a word, even ""
+            words.append(word)
+    return words
 
 
 def split_line(line: str) -> list[str]:
     """The argv words of ``line`` (without the trailing newline)."""
     if '"' not in line:
         return [w for w in _BLANKS.split(line) if w]
+    if "\\" not in line:
+        return _quoted_words(line)
     words: list[str] = []
     buf: list[str] = []
     quote_open = escaped = False

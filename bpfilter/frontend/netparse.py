@@ -12,7 +12,8 @@ only literal addresses are accepted, a name is refused with iptables' own
 from __future__ import annotations
 
 import ipaddress
-from functools import cache
+import re
+from functools import cache, lru_cache
 
 from bpfilter.frontend.extensions.base import ExtensionError
 from bpfilter.frontend.extensions.types import try_number
@@ -87,8 +88,16 @@ def format_protocol(num: int) -> str:
     return str(num)
 
 
+# Four plain decimal bytes without leading zeros: the common case, read without strtoui.
+_DOTTED_QUAD = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                          r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+
+
 def _ipv4_numeric(text: str, is_mask: bool) -> int | None:
     """xtables_numeric_to_ipaddr: 1-4 dotted parts, each a strtoui byte; short forms pad."""
+    if _DOTTED_QUAD.fullmatch(text):
+        a, b, c, d = text.split(".")
+        return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
     parts = text[:19].split(".", 3)
     if len(parts) < 4 and is_mask:
         return None
@@ -128,6 +137,12 @@ def _mask(text: str | None, family: Family) -> int:
 
 def parse_addresses(text: str, family: Family) -> list[Address]:
     """A comma-separated list of addr[/mask]; each address is masked (addr &= mask)."""
+    return list(_parse_addresses(text, family))
+
+
+@lru_cache(maxsize=4096)
+def _parse_addresses(text: str, family: Family) -> tuple[Address, ...]:
+    """parse_addresses, memoized: big rulesets repeat the same networks."""
     out: list[Address] = []
     cls = ipaddress.IPv4Address if family is Family.IPV4 else ipaddress.IPv6Address
     for part in text.split(","):
@@ -141,7 +156,7 @@ def parse_addresses(text: str, family: Family) -> list[Address]:
         if a is None:
             raise ExtensionError(f"host/network `{host}' not found")
         out.append(Address(cls(a & mask), cls(mask)))
-    return out
+    return tuple(out)
 
 
 def parse_interface(text: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bpfilter.frontend.extensions._ports import require_proto
 from bpfilter.frontend.extensions.base import (
@@ -53,6 +54,7 @@ ICMP_CODES: tuple[tuple[str, int, int, int], ...] = (
 )
 
 
+@lru_cache(maxsize=1024)
 def parse_icmp_type(text: str, codes: Sequence[tuple[str, int, int, int]],
                     what: str = "ICMP") -> IcmpType:
     """parse_icmp / parse_icmpv6: unique name prefix, else TYPE[/CODE] numbers."""
