@@ -9,7 +9,8 @@ as in iptables' walk.
 
 Map layouts (little-endian u32):
   nodes (key = node index, 16 bytes): dim, threshold, left, right; a leaf has
-    dim = LEAF, left = first entry, right = entry count. Tree roots are constants
+    dim = LEAF and left = first entry << 8 | entry count (one aligned word, so an
+    in-place update switches a leaf with a single store). Tree roots are constants
     in the program (a forest: see passes/dtree.py).
   rules (key = entry index, 64 bytes): (lo, hi) per dimension in `DIMS` order,
     then action (0 ACCEPT, 1 DROP, 2 hotdrop), the counter slot, the rule's position
@@ -55,6 +56,7 @@ ACTION_OFF = 8 * NDIMS
 SLOT_OFF = ACTION_OFF + 4
 POS_OFF = ACTION_OFF + 8
 NO_RULE = 0xFFFFFFFF
+LEAF_SLACK = 4  # entries a leaf may grow by through in-place updates (update.py)
 # Order the leaf scan compares dimensions in: the most selective first.
 CHECK_ORDER = (0, 1, 4, 2, 3, 5)
 
@@ -72,17 +74,27 @@ class TreeLookup:
     slots: tuple[int, ...]  # counter slot of each rule of the run, by run position
 
     def contents(self) -> tuple[MapContents, MapContents]:
+        """The two maps' contents (computed once: every program using the lookup
+        shares them)."""
+        cached = self.__dict__.get("_contents")
+        if cached is None:
+            cached = self._pack()
+            object.__setattr__(self, "_contents", cached)
+        return cached
+
+    def _pack(self) -> tuple[MapContents, MapContents]:
         t = self.tree
-        nodes = b"".join(NODE.pack(*n) for n in t.nodes)
-        rules = bytearray()
-        for e in t.entries:
-            b = t.boxes[e]
-            vals: list[int] = []
-            for lo, hi in zip(b.lo, b.hi, strict=True):
-                vals += (lo, hi)
-            rules += RULE.pack(*vals, b.action, self.slots[b.rule], b.rule, 0)
+        nodes = b"".join([NODE.pack(LEAF, 0, n[2] << 8 | n[3], 0) if n[0] == LEAF
+                          else NODE.pack(*n) for n in t.nodes])
+        pack, slots = RULE.pack, self.slots
+        packed = [pack(b.lo[0], b.hi[0], b.lo[1], b.hi[1], b.lo[2], b.hi[2], b.lo[3], b.hi[3],
+                       b.lo[4], b.hi[4], b.lo[5], b.hi[5], b.action, slots[b.rule], b.rule, 0)
+                  for b in t.boxes]
+        rules = b"".join([packed[e] for e in t.entries])
+        room = len(t.entries) // 4 + 64  # in-place updates append changed leaves
         return (MapContents(self.nodes_map, NODE.size, nodes),
-                MapContents(self.rules_map, RULE.size, bytes(rules) or bytes(RULE.size)))
+                MapContents(self.rules_map, RULE.size, rules or bytes(RULE.size),
+                            len(t.entries) + room))
 
 
 def find_runs(rules: Sequence[Rule], min_run: int = MIN_RUN
@@ -226,8 +238,9 @@ def _emit_tree(g: Gen, fields: ir.Value, best: ir.Value, lk: TreeLookup, t: Tree
     b.cbranch(b.icmp_unsigned("<", i1, I32(t.depth)), walk, done)
 
     g.at(leaf)
-    start = g.load(p, 8, I32, align=4)
-    count = g.load(p, 12, I32, align=4)
+    packed = g.load(p, 8, I32, align=4)
+    start = b.lshr(packed, I32(8))
+    count = b.and_(packed, I32(0xFF))
     scan, hit, step = g.block("lk.scan"), g.block("lk.hit"), g.block("lk.step")
     b.branch(scan)
     g.at(scan)
@@ -255,7 +268,7 @@ def _emit_tree(g: Gen, fields: ir.Value, best: ir.Value, lk: TreeLookup, t: Tree
     g.at(step)
     j1 = b.add(j, I32(1))
     j.add_incoming(j1, step)
-    b.cbranch(b.icmp_unsigned("<", j1, I32(max(t.max_leaf, 1))), scan, done)
+    b.cbranch(b.icmp_unsigned("<", j1, I32(t.max_leaf + LEAF_SLACK)), scan, done)
     g.at(done)
 
 

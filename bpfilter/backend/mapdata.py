@@ -24,6 +24,7 @@ class MapContents:
     name: str
     value_size: int
     values: bytes = b""
+    capacity: int = 0  # max_entries of the map (room for in-place updates); 0: count
 
     @property
     def count(self) -> int:
@@ -32,7 +33,7 @@ class MapContents:
     def spec(self, headroom: float = 1.0) -> MapSpec:
         """An ARRAY map spec big enough for the values (times `headroom`, for in-place
         updates that grow the table)."""
-        n = max(1, int(self.count * headroom))
+        n = max(1, self.capacity, int(self.count * headroom))
         return MapSpec(self.name, sc.BPF_MAP_TYPE_ARRAY, 4, self.value_size, n)
 
     def keys(self, start: int = 0, stop: int | None = None) -> bytes:

@@ -29,14 +29,15 @@ from operator import itemgetter
 from bpfilter.passes.fivetuple import FULL_HI, FULL_LO, NDIMS, Box
 
 LEAF = 0xFF
-BINTH = 4  # split nodes holding more rules than this
+BINTH = 8  # split nodes holding more rules than this (measured: 4 halves nothing but
+# doubles the nodes and the build time)
 LEAF_MAX = 24  # the BPF leaf scan's bound; a box at MAX_DEPTH holding more fails
 MAX_DEPTH = 40  # the BPF walk's bound
 MAX_TREES = 8  # 2 x (src wide?) x (dst wide?)
 QUANTILES = 3  # split points tried per dimension
 # l4ok is never worth a split: a tree's boxes all hold l4ok=1 (normal) or 0 (short)
 SPLIT_DIMS = (0, 1, 2, 3, 4)
-SAMPLE = 256  # rules looked at to choose a split
+SAMPLE = 128  # rules looked at to choose a split
 WIDE = 1 << 16  # an address range at least this wide (a /16 or shorter) is "wide"
 
 

@@ -36,40 +36,42 @@ def _prefix(addr: int, plen: int) -> tuple[int, int]:
 
 def remove_shadowed(boxes: Sequence[Box]) -> list[Box]:
     """`boxes` (priority order) without those covered by an earlier box."""
-    plens: tuple[set[int], set[int]] = (set(), set())
-    for b in boxes:
-        for d in (0, 1):
-            p = _plen(b.lo[d], b.hi[d])
-            if p is not None:
-                plens[d].add(p)
-    src_lens, dst_lens = sorted(plens[0]), sorted(plens[1])
-    # (src range, dst range) -> earlier boxes with exactly those ranges
-    seen: dict[tuple[int, int, int, int], list[Box]] = {}
+    src_lens: set[int] = set()
+    # src range -> dst range -> earlier kept boxes with exactly those ranges
+    seen: dict[tuple[int, int], dict[tuple[int, int], list[Box]]] = {}
+    dst_lens: dict[tuple[int, int], set[int]] = {}  # dst prefix lengths per src range
     out: list[Box] = []
     for b in boxes:
         if not _covered(b, seen, src_lens, dst_lens):
             out.append(b)
-            seen.setdefault((b.lo[0], b.hi[0], b.lo[1], b.hi[1]), []).append(b)
+            skey, dkey = (b.lo[0], b.hi[0]), (b.lo[1], b.hi[1])
+            ps, pd = _plen(*skey), _plen(*dkey)
+            if ps is not None and pd is not None:
+                src_lens.add(ps)
+                dst_lens.setdefault(skey, set()).add(pd)
+                seen.setdefault(skey, {}).setdefault(dkey, []).append(b)
     return out
 
 
-def _covered(b: Box, seen: dict[tuple[int, int, int, int], list[Box]],
-             src_lens: list[int], dst_lens: list[int]) -> bool:
+def _covered(b: Box, seen: dict[tuple[int, int], dict[tuple[int, int], list[Box]]],
+             src_lens: set[int], dst_lens: dict[tuple[int, int], set[int]]) -> bool:
     ps = _plen(b.lo[0], b.hi[0])
     pd = _plen(b.lo[1], b.hi[1])
     if ps is None or pd is None:
         return False
     for sl in src_lens:
         if sl > ps:
-            break
-        s = _prefix(b.lo[0], sl)
-        for dl in dst_lens:
+            continue
+        skey = _prefix(b.lo[0], sl)
+        by_dst = seen.get(skey)
+        if by_dst is None:
+            continue
+        for dl in dst_lens[skey]:
             if dl > pd:
-                break
-            cands = seen.get((*s, *_prefix(b.lo[1], dl)))
-            if not cands:
                 continue
-            for a in cands:
-                if all(a.lo[k] <= b.lo[k] and a.hi[k] >= b.hi[k] for k in range(2, 6)):
+            for a in by_dst.get(_prefix(b.lo[1], dl), ()):
+                if (a.lo[2] <= b.lo[2] and a.hi[2] >= b.hi[2] and a.lo[3] <= b.lo[3]
+                        and a.hi[3] >= b.hi[3] and a.lo[4] <= b.lo[4] and a.hi[4] >= b.hi[4]
+                        and a.lo[5] <= b.lo[5] and a.hi[5] >= b.hi[5]):
                     return True
     return False
