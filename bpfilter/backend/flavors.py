@@ -387,7 +387,7 @@ class NfFlavor(Flavor):
         ip = g.stack(IPHDR, "ip")
         rc = g.helper(BPF_FUNC_dynptr_read, I64, [ip, I64(IPHDR), dptr, I64(0), I64(0)])
         g.require(b.icmp_signed("==", rc, I64(0)), pass_blk, "iphdr")
-        self.gate(g, ctx, state, skb, ip, pass_blk)
+        self.gate(g, ctx, state, skb, ip, needs, pass_blk)
 
         def load_l4(off: ir.Value, buf: ir.Value, n: ir.Value) -> ir.Value:
             return g.helper(BPF_FUNC_dynptr_read, I64, [buf, n, dptr, off, I64(0)])
@@ -401,7 +401,7 @@ class NfFlavor(Flavor):
         emit_chain(chain, replace(_with_names(pkt, in_name, out_name), skb=skb))
 
     def gate(self, g: Gen, ctx: ir.Value, state: ir.Value, skb: ir.Value, ip: ir.Value,
-             pass_blk: ir.Block) -> None:
+             needs: Needs, pass_blk: ir.Block) -> None:
         """Which packets this program decides (all: it implements its chain alone)."""
 
     def _devname(self, g: Gen, state: ir.Value, which: str) -> ir.Value:
@@ -427,10 +427,11 @@ class NfCompanionFlavor(NfFlavor):
         return [(f"filter_{c.lower()}", c, (c,)) for c in ("INPUT", "FORWARD")]
 
     def maps(self, needs: Needs) -> tuple[str, ...]:
-        return (INGRESS_SEEN_MAP,)
+        names = (IFNAMES_MAP,) if needs.in_name or needs.out_name else ()
+        return (INGRESS_SEEN_MAP, *names)
 
     def gate(self, g: Gen, ctx: ir.Value, state: ir.Value, skb: ir.Value, ip: ir.Value,
-             pass_blk: ir.Block) -> None:
+             needs: Needs, pass_blk: ir.Block) -> None:
         from bpfilter.loader import btf
 
         b = g.b
@@ -449,6 +450,21 @@ class NfCompanionFlavor(NfFlavor):
         g.branch_if(b.icmp_unsigned("==", seen, ir.Constant(PTR, None)), decide, "seenslot")
         g.branch_if(b.icmp_unsigned("==", b.load(seen, typ=I32, align=4), I32(0)), decide,
                     "seen")
+        # ingress also passes packets whose interface names it could not read (an
+        # interface missing from "ifnames", e.g. created after the load): decide those.
+        if needs.in_name or needs.out_name:
+            for which in ("in", "out"):
+                dev = g.load(state, btf.struct_member_offset("nf_hook_state", which), PTR,
+                             align=8)
+                idx = g.load(dev, btf.struct_member_offset("net_device", "ifindex"), I32,
+                             align=4)
+                nkey = g.stack(4, f"{which}namekey", zero=False)
+                b.store(idx, nkey, align=4)
+                name = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(IFNAMES_MAP), nkey])
+                absent = b.icmp_unsigned("==", name, ir.Constant(PTR, None))
+                # no out device (INPUT) reads as ifindex 0: nothing to look up
+                g.branch_if(b.and_(absent, b.icmp_unsigned("!=", idx, I32(0))), decide,
+                            f"{which}named")
         b.branch(pass_blk)
         g.at(decide)
 

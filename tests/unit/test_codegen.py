@@ -72,8 +72,8 @@ def test_programs_and_hooks() -> None:
         ("filter_output", "nf", "OUTPUT", ("OUTPUT",))]
     assert [p.program.prog_type for p in xdp] == [6, 32, 32, 32]
     assert [[m.name for m in p.program.maps] for p in xdp] == [
-        ["counters", "ifnames", "ingress_seen"], ["counters", "ingress_seen"],
-        ["counters", "ingress_seen"], ["counters"]]
+        ["counters", "ifnames", "ingress_seen"], ["counters", "ingress_seen", "ifnames"],
+        ["counters", "ingress_seen", "ifnames"], ["counters"]]
     if HAVE_BTF:
         nf = compile_table(table(), Family.IPV4, "nf")
         assert [(p.hook, p.chains) for p in nf] == [
