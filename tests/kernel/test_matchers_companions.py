@@ -19,7 +19,12 @@ from tests.kernel_required import bpf_available, require_kernel
 pytestmark = pytest.mark.kernel
 FW, PEER = "192.168.9.1", "192.168.9.2"
 SMALL, BIG = 100, 3000  # UDP payload bytes; BIG is sent as IPv4 fragments (MTU 1500)
-TEXT = ruleset("-A INPUT -p udp --dport 9 -j DROP\n-A INPUT -p udp --dport 10")
+TEXTS = {
+    "plain": ruleset("-A INPUT -p udp --dport 9 -j DROP\n-A INPUT -p udp --dport 10"),
+    # names: ingress and companions also read the "ifnames" map (in = v0)
+    "names": ruleset("-A INPUT -i v0 -p udp --dport 9 -j DROP\n"
+                     "-A INPUT -i v+ -p udp --dport 10"),
+}
 
 
 def _send(port: int, size: int) -> None:
@@ -27,14 +32,15 @@ def _send(port: int, size: int) -> None:
         s.sendto(b"x" * size, (FW, port))
 
 
+@pytest.mark.parametrize("rules", list(TEXTS))
 @pytest.mark.parametrize("flavor", ["xdp", "tc"])
-def test_fragments_go_to_the_companion_once(flavor: str) -> None:
+def test_fragments_go_to_the_companion_once(flavor: str, rules: str) -> None:
     ok, why = bpf_available()
     require_kernel(ok, why)
     from bpfilter.attach import attach_netfilter, attach_tc, attach_xdp
     from bpfilter.verify.netns import Topology
 
-    table = parse_restore(TEXT, family=Family.IPV4).table("filter")
+    table = parse_restore(TEXTS[rules], family=Family.IPV4).table("filter")
     assert table is not None
     with Topology("h7c") as topo:
         topo.veth("fw", "v0", "peer", "p0")
