@@ -252,15 +252,48 @@ def restore(req: RestoreRequest) -> RestoreResult:
     with locked(store, req.wait):
         recover(store)
         old_state = current_state(store)
-        old = loaded_ruleset(old_state, req.family)
+        old = _with_live_counters(store, old_state, loaded_ruleset(old_state, req.family))
         ruleset = parse_restore(req.text, family=req.family, filename=req.filename,
                                 noflush=req.noflush, base=old, table_filter=req.table,
                                 counters=req.counters)
+        if req.noflush and not req.counters:
+            ruleset = _zero_policy_counters(ruleset, named_tables(req.text, req.table))
         if req.test:
             return RestoreResult(ruleset, None)
         plan = plan_ruleset(ruleset, req.hook)
         _apply(store, old_state, ruleset, plan, req)
         return RestoreResult(ruleset, plan)
+
+
+def _with_live_counters(store: StateStore, state: LoadedState | None, ruleset: Ruleset
+                        ) -> Ruleset:
+    """The loaded ruleset with the kernel's counters, so rules a restore keeps (other
+    tables, --noflush) keep counting from where they were, as libiptc does."""
+    if state is None or not state.programs:
+        return ruleset
+    try:
+        return with_counters(ruleset, read_counters(store, state))
+    except OSError:  # pins gone: nothing to carry over
+        return ruleset
+
+
+def named_tables(text: str, table: str | None = None) -> set[str]:
+    """Tables an iptables-restore input opens (``*name`` lines), after -T."""
+    names = {line[1:].split()[0] for line in text.splitlines()
+             if line.startswith("*") and line[1:].split()}
+    return {n for n in names if table is None or n == table}
+
+
+def _zero_policy_counters(ruleset: Ruleset, tables: set[str]) -> Ruleset:
+    """iptables-legacy-restore -n (no -c) restarts the policy counters of the tables it
+    opens, while rules it keeps keep theirs (checked against 1.8.9)."""
+    out = []
+    for t in ruleset.tables:
+        if t.name in tables:
+            t = replace(t, chains=tuple(replace(c, counters=Counters()) if c.builtin else c
+                                        for c in t.chains))
+        out.append(t)
+    return replace(ruleset, tables=tuple(out))
 
 
 Loaded = tuple[backend.CompiledProgram, Program, dict[str, Map]]
@@ -683,7 +716,11 @@ def _apply_netfilter(store: StateStore, ruleset: Ruleset, plan: Plan, old: Loade
         tables = [handoff.with_checker(t, plan.handoff_chains, checker) if t.name == "filter"
                   else t for t in tables]
     previously = set(old.netfilter_tables) if old else set()
-    in_nf = {t.name for t in tables}  # a table split by chain is in both lists (plan.py)
+    before = {t.name: t for t in loaded_ruleset(old, ruleset.family).tables}
+    # Unchanged tables that already are in netfilter are left alone (and keep counting).
+    tables = [t for t in tables if t.name == "filter" or t.name not in previously
+              or before.get(t.name) != t]
+    in_nf = {t.name for t in plan.netfilter_tables}  # a table split by chain is in both
     tables += [_empty_table(t.name) for t in plan.bpf_tables
                if t.name in previously and t.name not in in_nf]
     if not tables:

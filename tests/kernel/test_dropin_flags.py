@@ -190,3 +190,19 @@ def test_ufw_init_noflush_sequence(twins: Twins) -> None:
     assert len(blocks) >= 3
     for i, block in enumerate(blocks):
         _check_step(twins, ["-n"], block, f"ufw block {i}")
+
+
+def test_counters_of_kept_rules_survive_like_iptables(twins: Twins) -> None:
+    """libiptc keeps the counters of rules a restore does not touch; so must bpfilter."""
+    steps: list[Step] = [
+        (["-c"], COUNTED),
+        (["-n"], "*filter\n:INPUT ACCEPT [0:0]\n-I FORWARD 1 -s 1.2.3.4 -j ACCEPT\nCOMMIT\n"),
+        ([], NAT_AND_FILTER.split("COMMIT\n", 1)[1]),  # only nat: filter untouched
+        (["-n", "-c"], "*filter\n[9:900] -A INPUT -p udp -j ACCEPT\nCOMMIT\n"),
+        ([], ONLY_FILTER),  # replaced: counters start again
+    ]
+    for i, (flags, text) in enumerate(steps):
+        real, ours = twins.restore(flags, text)
+        assert (ours.rc, real.rc) == (0, 0), (i, ours.stderr, real.stderr)
+        real_t, ours_t = twins.saves(counters=True)
+        assert ours_t == real_t, f"step {i} {flags}"
