@@ -195,6 +195,20 @@ class IngressFlavor(Flavor):
     def ifindex(self, g: Gen, ctx: ir.Value) -> ir.Value:
         raise NotImplementedError
 
+    # Verdict for frames of another EtherType (None: `pass`). tc: TC_ACT_UNSPEC, so a
+    # program attached after this one (the other family's table, by H11) still runs.
+    other_ethertype: int | None = None
+
+    def other_ethertype_block(self, g: Gen, pass_blk: ir.Block) -> ir.Block:
+        if self.other_ethertype is None:
+            return pass_blk
+        cur = g.b.block
+        blk = g.block("otherethertype")
+        g.at(blk)
+        g.b.ret(I32(self.other_ethertype))
+        g.at(cur)
+        return blk
+
     def host_checks(self, g: Gen, ctx: ir.Value, pass_blk: ir.Block) -> ir.Value | None:
         """Flavor-specific early passes; returns an i1 "frame was sent to this host
         as L2 unicast" if known, else None (then the Ethernet destination decides)."""
@@ -213,7 +227,8 @@ class IngressFlavor(Flavor):
         eth = g.ptr(buf, 2)
         rc = self.load_bytes(g, ctx, I64(0), eth, I64(ETH_HLEN + IPHDR))
         g.require(b.icmp_signed("==", rc, ir.Constant(rc.type, 0)), pass_blk, "hdr")
-        g.require(b.icmp_unsigned("==", g.be16(eth, 12), I32(ETH_P_IP)), pass_blk, "ipv4")
+        g.require(b.icmp_unsigned("==", g.be16(eth, 12), I32(ETH_P_IP)),
+                  self.other_ethertype_block(g, pass_blk), "ipv4")
         if host_unicast is None:
             host_unicast = b.icmp_unsigned("==", b.and_(g.u8(eth, 0), I32(1)), I32(0))
         ip = g.ptr(buf, 2 + ETH_HLEN)
@@ -336,6 +351,7 @@ class TcFlavor(IngressFlavor):
     section = "tc"
     prog_type = sc.BPF_PROG_TYPE_SCHED_CLS
     accept, drop = 0, 2  # TC_ACT_OK, TC_ACT_SHOT
+    other_ethertype = -1  # TC_ACT_UNSPEC (TCX_NEXT)
 
     def load_bytes(self, g: Gen, ctx: ir.Value, off: ir.Value, buf: ir.Value,
                    n: ir.Value) -> ir.Value:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from bpfilter.backend.gen import I32, I64, Gen
+from bpfilter.backend.gen import I32, I64, PTR, Gen
 from bpfilter.backend.packet import L4_MAX, Packet
 
 IP6HDR = 40
@@ -52,8 +52,8 @@ IH_MASKS = {NEXTHDR_HOP: MASK_HOPOPTS, NEXTHDR_DEST: MASK_DSTOPTS,
             NEXTHDR_AUTH: MASK_AH}
 # Packet.proto when ipv6_find_hdr(target -1) fails with fragoff 0: a rule with -p hotdrops
 PROTO_ERR = 0x100
-# Longest chain walked; a longer one is handed on undecided (see Walker.walk).
-MAX_EXT = 24
+# Longest chain walked (iterations of the walk's loop).
+MAX_EXT = 8192  # > (65535 - 40) / 8: every chain a datagram can hold
 BPF_FUNC_probe_read_kernel = 113
 
 # read(offset i64, buffer, size i64) → i64/i32 0 on success
@@ -121,23 +121,38 @@ class Walker:
         if want_ipv6header:
             b.store(I32(0), g.ptr(ext, IH_OFF), align=4)
         done = g.block("w6done")
-        # Unrolled (no back edge): the verifier's loop handling would widen or compare
-        # states across iterations; straight-line steps prune like any other code.
-        steps = [g.block(f"w6step{i}") for i in range(MAX_EXT)] + [pass_blk]
-        b.branch(steps[0])
-        for i in range(MAX_EXT):
-            g.at(steps[i])
-            # The verifier would otherwise know the flags and statuses each path
-            # stored, keep them precise and explore every combination.
-            self.launder(st, 16)
-            self.launder(ext, EXT_SIZE)
-            self.launder(meta, 20)
-            self._step(st, hdr, ext, meta, tot, want_ipv6header, steps[i + 1], done)
+        # An open-coded iterator (bpf_iter_num) bounds the loop: the verifier checks the
+        # body until its states converge instead of once per iteration, so the chain may
+        # be as long as a datagram allows (each header is at least 8 bytes).
+        it = g.stack(8, "w6iter", zero=False)
+        g.kfunc("bpf_iter_num_new", I32, [it, I32(0), I32(MAX_EXT)])
+        head, body, exhausted, finish, latch = (
+            g.block("w6head"), g.block("w6body"), g.block("w6exhausted"), g.block("w6finish"),
+            g.block("w6latch"))
+        # Every iteration meets the loop head with the loop state as unknown bytes
+        # (see `launder`): otherwise each path's constants (flags, statuses) make its
+        # state differ and the verifier never sees the loop converge.
+        self._launder_state(st, hdr, ext, meta)
+        b.branch(head)
+        g.at(head)
+        cur = g.kfunc("bpf_iter_num_next", PTR, [it])
+        b.cbranch(b.icmp_unsigned("==", cur, ir.Constant(PTR, None)), exhausted, body)
+        g.at(exhausted)
+        g.kfunc("bpf_iter_num_destroy", ir.VoidType(), [it])
+        b.branch(pass_blk)
+        g.at(body)
+        self._step(st, hdr, ext, meta, tot, want_ipv6header, latch, finish)
+        g.at(latch)
+        self._launder_state(st, hdr, ext, meta)
+        b.branch(head)
+        g.at(finish)
+        g.kfunc("bpf_iter_num_destroy", ir.VoidType(), [it])
+        b.branch(done)
         g.at(done)
         if want_ipv6header:
             b.store(I32(0), g.ptr(ext, IH_OFF + 4), align=4)
         self.launder(ext, EXT_SIZE)
-        self.launder(meta, 20)
+        self.launder(meta, 24)
 
     def _step(self, st: ir.Value, hdr: ir.Value, ext: ir.Value, meta: ir.Value,
               tot: ir.Value, want_ipv6header: bool, loop: ir.Block, done: ir.Block) -> None:
@@ -319,6 +334,13 @@ class Walker:
         else:
             b.branch(loop)
 
+    def _launder_state(self, st: ir.Value, hdr: ir.Value, ext: ir.Value, meta: ir.Value
+                       ) -> None:
+        self.launder(st, 16)
+        self.launder(hdr, 8)
+        self.launder(ext, EXT_SIZE)
+        self.launder(meta, 24)
+
     def launder(self, buf: ir.Value, size: int) -> None:
         """Copy `buf` onto itself with bpf_probe_read_kernel: same bytes, but the
         verifier no longer knows them (the helper writes unknown data)."""
@@ -367,7 +389,7 @@ def parse_ipv6(g: Gen, ip: ir.Value, read: Reader, l4_need: int, want_ipv6header
 
     b = g.b
     tot = b.add(g.be16(ip, 4), I32(IP6HDR))
-    meta = g.stack(20, "meta6", zero=False)
+    meta = g.stack(24, "meta6", zero=False)
     ext = g.stack(EXT_SIZE, "ext6")
     b.store(tot, meta, align=4)
     if walk:

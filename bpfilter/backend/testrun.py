@@ -24,6 +24,8 @@ from bpfilter.loader.program import Program
 
 NF_HOOKS = {"PREROUTING": 0, "INPUT": 1, "FORWARD": 2, "OUTPUT": 3, "POSTROUTING": 4}
 NFPROTO_IPV4 = 2
+NFPROTO_IPV6 = 10
+TC_ACT_UNSPEC_U32 = 0xFFFFFFFF
 XDP_MD = struct.Struct("<IIIIII")  # data, data_end, data_meta, ingress_ifindex, rxq, egress
 SKB_CTX_SIZE = 192  # sizeof(struct __sk_buff) (fields past the ones we set stay zero)
 
@@ -123,7 +125,11 @@ class LoadedTable:
             res = prog.test_run(frame, repeat=repeat, ctx_in=bytes(ctx))
         else:
             data = frame[14:] if hook == "OUTPUT" else frame
-            ctx = struct.pack("<BB", NF_HOOKS[hook], NFPROTO_IPV4).ljust(48, b"\0")
+            pf = NFPROTO_IPV6 if frame[12:14] == b"\x86\xdd" else NFPROTO_IPV4  # (H11)
+            ctx = struct.pack("<BB", NF_HOOKS[hook], pf).ljust(48, b"\0")
             res = prog.test_run(data, repeat=repeat, ctx_in=ctx)
-        verdict = {fl.accept: "ACCEPT", fl.drop: "DROP"}.get(res.retval, f"?{res.retval}")
+        # tc: TC_ACT_UNSPEC (-1, TCX_NEXT) passes too: the next program or the stack decides
+        accepts = {fl.accept, -1, TC_ACT_UNSPEC_U32} if cp.flavor == "tc" else {fl.accept}
+        verdict = "ACCEPT" if res.retval in accepts else \
+            {fl.drop: "DROP"}.get(res.retval, f"?{res.retval}")
         return RunResult(verdict, res.retval, res.duration_ns)
