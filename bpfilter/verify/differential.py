@@ -62,28 +62,32 @@ class Backend(Protocol):
 class IptablesLegacy:
     """The reference: the kernel's own iptables (legacy, x_tables) in the router."""
 
-    name = "iptables-legacy"
+    def __init__(self, family: int = 4) -> None:
+        self.family = family
+        self.tool = "iptables-legacy" if family == 4 else "ip6tables-legacy"
+        self.name = self.tool
 
     def load(self, lab: RouterLab, ruleset_text: str) -> None:
-        lab.topo.exec("dut", ["iptables-legacy-restore"], input=ruleset_text)
+        lab.topo.exec("dut", [f"{self.tool}-restore"], input=ruleset_text)
 
     def counters(self, lab: RouterLab) -> str | None:
-        return lab.topo.exec("dut", ["iptables-legacy-save", "-c"]).stdout
+        return lab.topo.exec("dut", [f"{self.tool}-save", "-c"]).stdout
 
     def close(self) -> None:
         return None
 
 
-def bpfilter_cli_status() -> tuple[bool, str]:
-    """(ok, why): is ``bpfilter-restore`` installed and does it accept ``--hook``?"""
-    exe = shutil.which("bpfilter-restore")
+def bpfilter_cli_status(family: int = 4) -> tuple[bool, str]:
+    """(ok, why): is ``bpfilter-restore`` (or bpfilter6-) installed, accepting ``--hook``?"""
+    name = "bpfilter-restore" if family == 4 else "bpfilter6-restore"
+    exe = shutil.which(name)
     if exe is None:
-        return False, "bpfilter-restore is not on PATH"
+        return False, f"{name} is not on PATH"
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        return False, f"bpfilter-restore --help failed: {proc.stderr.strip()[-300:]}"
+        return False, f"{name} --help failed: {proc.stderr.strip()[-300:]}"
     if "--hook" not in proc.stdout:
-        return False, "bpfilter-restore does not accept --hook yet"
+        return False, f"{name} does not accept --hook yet"
     return True, ""
 
 
@@ -108,11 +112,14 @@ class BpfilterCli:
     disappears with the command (and with it every pinned link).
     """
 
-    def __init__(self, hook: str, run_dir: Path, ifaces: Sequence[str] = ("in0",)) -> None:
+    def __init__(self, hook: str, run_dir: Path, ifaces: Sequence[str] = ("in0",),
+                 family: int = 4) -> None:
         if hook not in HOOKS:
             raise ValueError(f"hook must be one of {HOOKS}")
         self.hook = hook
-        self.name = f"bpfilter-{hook}"
+        self.family = family
+        self.prefix = "bpfilter" if family == 4 else "bpfilter6"
+        self.name = f"{self.prefix}-{hook}"
         self.run_dir = run_dir
         self.ifaces = tuple(ifaces)
         self.bpffs = run_dir / "bpffs"
@@ -123,7 +130,7 @@ class BpfilterCli:
         self._n = 0
 
     def command(self, path: Path) -> list[str]:
-        cmd = ["bpfilter-restore", "--hook", self.hook]
+        cmd = [f"{self.prefix}-restore", "--hook", self.hook]
         if self.hook in ("xdp", "tc"):
             for iface in self.ifaces:
                 cmd += ["--iface", iface]
@@ -136,7 +143,7 @@ class BpfilterCli:
         lab.topo.exec("dut", self.command(path), env={"BPFILTER_RUN_DIR": str(self.run_dir)})
 
     def counters(self, lab: RouterLab) -> str | None:
-        proc = lab.topo.exec("dut", ["bpfilter-save", "-c"], check=False,
+        proc = lab.topo.exec("dut", [f"{self.prefix}-save", "-c"], check=False,
                              env={"BPFILTER_RUN_DIR": str(self.run_dir)})
         return proc.stdout if proc.returncode == 0 else None
 
@@ -154,32 +161,36 @@ class BpfilterPipeline(BpfilterCli):
 
     def load(self, lab: RouterLab, ruleset_text: str) -> None:
         lab.topo.fork("dut", _restore_in_child, ruleset_text, self.hook,
-                      self.ifaces if self.hook in ("xdp", "tc") else (), str(self.run_dir))
+                      self.ifaces if self.hook in ("xdp", "tc") else (), str(self.run_dir),
+                      self.family)
 
     def counters(self, lab: RouterLab) -> str | None:
         try:
-            return lab.topo.fork("dut", _save_in_child, str(self.run_dir))
+            return lab.topo.fork("dut", _save_in_child, str(self.run_dir), self.family)
         except Exception:  # noqa: BLE001 - counters only explain a mismatch; never fail on them
             return None
 
 
-def _restore_in_child(text: str, hook: str, ifaces: tuple[str, ...], run_dir: str) -> None:
+def _restore_in_child(text: str, hook: str, ifaces: tuple[str, ...], run_dir: str,
+                      family: int) -> None:
     import os
 
+    from bpfilter.ir import Family
     from bpfilter.pipeline import RestoreRequest, restore
 
     os.environ["BPFILTER_RUN_DIR"] = run_dir
-    restore(RestoreRequest(text, hook=hook, ifaces=ifaces))
+    fam = Family.IPV4 if family == 4 else Family.IPV6
+    restore(RestoreRequest(text, family=fam, hook=hook, ifaces=ifaces))
 
 
-def _save_in_child(run_dir: str) -> str:
+def _save_in_child(run_dir: str, family: int) -> str:
     import os
 
     from bpfilter.ir import Family
     from bpfilter.pipeline import save
 
     os.environ["BPFILTER_RUN_DIR"] = run_dir
-    return save(Family.IPV4, counters=True)
+    return save(Family.IPV4 if family == 4 else Family.IPV6, counters=True)
 
 
 @dataclass
@@ -205,9 +216,13 @@ class Twin:
         ``early``: stop waiting once every tag arrived (for single-packet reruns).
         """
         frames = frames_of(self.lab, specs)
-        protocols = tuple(sorted({s.proto for s in specs} | set(DEFAULT_PROTOCOLS)))
+        protocols = tuple(sorted({s.proto for s in specs if s.family == 4}
+                                 | set(DEFAULT_PROTOCOLS)))
+        protocols6 = tuple(sorted({s.proto for s in specs if s.family == 6}))
         expect = {t for s in specs for t in s.tags} if early else None
-        return outcomes(self.lab.send(frames, protocols=protocols, expect=expect), specs)
+        capture = self.lab.send(frames, protocols=protocols, protocols6=protocols6,
+                                expect=expect)
+        return outcomes(capture, specs)
 
 
 def frames_of(lab: RouterLab, specs: Sequence[PacketSpec]) -> list[bytes]:

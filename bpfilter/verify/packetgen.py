@@ -12,13 +12,14 @@ same anchors fill the rest of the budget.  Same seed, same packets.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bpfilter.verify.packets import (
+    IP6OPT_PADN_4,
     IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
     IPPROTO_TCP,
     IPPROTO_UDP,
     PacketSpec,
@@ -27,14 +28,17 @@ from bpfilter.verify.packets import (
     ipv4_option_rr,
     tcp_options,
 )
-from bpfilter.verify.router import LOCAL_NET, usable_destination, usable_source
+from bpfilter.verify.router import PLAN4, AddressPlan, plan_for
 from bpfilter.verify.rulegen import BUILTINS, ICMP_ANY, GenRule, GenRuleset
 
-PROTOS = (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, 47, 132)
+PROTOS = {4: (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, 47, 132),
+          6: (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6, 47, 132)}
+BASE_ICMP = {4: ((8, 0), (0, 0), (3, 3), (3, 1), (11, 0), (5, 1), (13, 0)),
+             6: ((128, 0), (129, 0), (1, 4), (1, 0), (3, 0), (2, 0), (4, 1))}
+OTHER_ICMP_TYPES = {4: (0, 3, 4, 5, 8, 11, 12, 13), 6: (1, 2, 3, 4, 128, 129)}
 CONDITIONS = ("proto", "src", "dst", "src_range", "dst_range", "sport", "dport", "multiport",
               "icmp", "tcp_flags", "fragment", "length", "out_iface")
 TARGETED_ROUNDS = 4
-LOCAL_LO, LOCAL_HI = int(LOCAL_NET.network_address), int(LOCAL_NET.broadcast_address)
 
 
 @dataclass
@@ -52,23 +56,28 @@ class Draft:
     fragment: str | None
     length: int
     path: str  # "INPUT" or "FORWARD": where dst must lead
+    plan: AddressPlan = PLAN4
 
     def spec(self, rng: random.Random, note: str) -> PacketSpec:
         extra: dict[str, object] = {}
+        v4 = self.plan.family == 4
         roll = rng.random()
-        if roll < 0.04:
+        if roll < 0.04 and v4:
             extra["ip_options"] = ipv4_option_rr()
-        elif roll < 0.06:
+        elif roll < 0.06 and v4:
             extra["ip_options"] = ipv4_option_ra()
+        elif roll < 0.06:  # IPv6: an extension header before the L4 one
+            extra["ip_options"] = IP6OPT_PADN_4
         if self.proto == IPPROTO_TCP and rng.random() < 0.2:
             extra["tcp_opts"] = tcp_options(1460, rng.choice((None, 7)), rng.random() < 0.5)
         if self.fragment is None and self.length == 0 and rng.random() < 0.02 and \
                 self.proto in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP):
             extra["truncate"] = rng.choice((4, 8, 12)) if self.proto == IPPROTO_TCP else 4
-        if self.fragment is not None and self.proto == IPPROTO_TCP and rng.random() < 0.2:
+        if self.fragment is not None and self.proto == IPPROTO_TCP and rng.random() < 0.2 \
+                and v4:  # (IPv6 would need the tag option inside the fragmentable part)
             extra["first_frag_l4"] = 8
         return PacketSpec(
-            src=str(ipaddress.IPv4Address(self.src)), dst=str(ipaddress.IPv4Address(self.dst)),
+            src=self.plan.text(self.src), dst=self.plan.text(self.dst),
             proto=self.proto, sport=self.sport, dport=self.dport, tcp_flags=self.tcp_flags,
             icmp_type=self.icmp_type, icmp_code=self.icmp_code, fragment=self.fragment,
             length=self.length, ttl=rng.choice((64, 64, 64, 2, 255)), df=rng.random() < 0.3,
@@ -126,7 +135,7 @@ def _holds(d: Draft, rule: GenRule, cond: str) -> bool | None:
     if cond == "length":
         return None if not d.length else _in(d.length, *v.value) != v.negated
     if cond == "out_iface" and d.path == "FORWARD":
-        name = "out0" if d.dst < 0x40000000 else "out1"
+        name = d.plan.out_iface(d.dst)
         return _iface_matches(v.value, name) != v.negated
     return None
 
@@ -136,6 +145,8 @@ class PacketGenerator:
 
     def __init__(self, ruleset: GenRuleset, seed: int) -> None:
         self.ruleset = ruleset
+        self.plan = plan_for(ruleset.family)
+        self.family = ruleset.family
         self.rng = random.Random(seed)
         self.reach = ruleset.reachable_from()
 
@@ -143,7 +154,7 @@ class PacketGenerator:
     def _base(self, path: str) -> Draft:
         rng, anchors = self.rng, self.ruleset.anchors
         src = rng.choice(anchors["src"]) ^ rng.choice((0, 0, 1, 0xFF, rng.getrandbits(16)))
-        if not usable_source(ipaddress.IPv4Address(src)):
+        if not self.plan.usable_source(src):
             src = rng.choice(anchors["src"])
         if path == "INPUT":
             dst = rng.choice(anchors["local"]) ^ rng.choice((0, 1, rng.getrandbits(8)))
@@ -151,30 +162,29 @@ class PacketGenerator:
             dst = rng.choice(anchors[rng.choice(("fwd0", "fwd1"))]) ^ rng.choice((0, 1, 0xFF))
             if not self._dst_ok(dst, path):
                 dst = rng.choice(anchors["fwd0"])
-        proto = rng.choice(PROTOS)
-        itype, icode = rng.choice(((8, 0), (0, 0), (3, 3), (3, 1), (11, 0), (5, 1), (13, 0)))
+        proto = rng.choice(PROTOS[self.family])
+        itype, icode = rng.choice(BASE_ICMP[self.family])
         return Draft(src, dst, proto, rng.choice(anchors["port"]), rng.choice(anchors["port"]),
                      rng.choice((0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x01, 0x00, 0x3F, 0xC2)),
-                     itype, icode, None, 0, path)
+                     itype, icode, None, 0, path, self.plan)
 
-    @staticmethod
-    def _dst_ok(dst: int, path: str) -> bool:
-        addr = ipaddress.IPv4Address(dst)
-        if not usable_destination(addr):
+    def _dst_ok(self, dst: int, path: str) -> bool:
+        if not self.plan.usable_destination(dst):
             return False
-        return (addr in LOCAL_NET) == (path == "INPUT")
+        return self.plan.is_local(dst) == (path == "INPUT")
 
     def _addresses(self, addr: int, mask: int, inside: bool, ok: Callable[[int], bool]
                    ) -> int | None:
-        rng = self.rng
-        free = ~mask & 0xFFFFFFFF
+        rng, width = self.rng, self.plan.bits
+        full = (1 << width) - 1
+        free = ~mask & full
         contiguous = (free + 1) & free == 0
         if inside:
-            cands = [addr, addr | free, addr | (rng.getrandbits(32) & free)]
+            cands = [addr, addr | free, addr | (rng.getrandbits(width) & free)]
         elif contiguous and mask:
-            cands = [(addr - 1) & 0xFFFFFFFF, ((addr | free) + 1) & 0xFFFFFFFF]
+            cands = [(addr - 1) & full, ((addr | free) + 1) & full]
         else:
-            bits = [b for b in range(32) if mask >> b & 1]
+            bits = [b for b in range(width) if mask >> b & 1]
             cands = [addr ^ (1 << rng.choice(bits)) for _ in range(3)] if bits else []
         rng.shuffle(cands)
         return next((c for c in cands if ok(c)), None)
@@ -189,12 +199,12 @@ class PacketGenerator:
         value = getattr(rule, cond)
         if value is None or _holds(draft, rule, cond) == want:
             return
-        src_ok = lambda a: usable_source(ipaddress.IPv4Address(a))  # noqa: E731
+        src_ok = self.plan.usable_source
         dst_ok = lambda a: self._dst_ok(a, draft.path)  # noqa: E731
         if cond == "proto":
             match = want != value.negated
             draft.proto = value.value if match else rng.choice(
-                [p for p in PROTOS if p != value.value])
+                [p for p in PROTOS[self.family] if p != value.value])
         elif cond in ("src", "dst"):
             addr, mask = value.value
             got = self._addresses(addr, mask, want != value.negated,
@@ -204,7 +214,8 @@ class PacketGenerator:
         elif cond in ("src_range", "dst_range"):
             lo, hi = value.value
             ok = src_ok if cond == "src_range" else dst_ok
-            for v in _edge_values(lo, hi, want != value.negated, 0, 0xFFFFFFFF, rng):
+            top = (1 << self.plan.bits) - 1
+            for v in _edge_values(lo, hi, want != value.negated, 0, top, rng):
                 if ok(v):
                     setattr(draft, cond[:3], v)
                     break
@@ -237,7 +248,8 @@ class PacketGenerator:
             elif code is not None and rng.random() < 0.6:
                 draft.icmp_type, draft.icmp_code = itype, (code + rng.choice((1, -1))) % 256
             else:
-                draft.icmp_type = rng.choice([t for t in (0, 3, 4, 5, 8, 11, 12, 13) if t != itype])
+                draft.icmp_type = rng.choice([t for t in OTHER_ICMP_TYPES[self.family]
+                                              if t != itype])
         elif cond == "tcp_flags":
             mask, comp = value.value
             flags = (rng.getrandbits(8) & ~mask) | comp

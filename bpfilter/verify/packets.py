@@ -125,6 +125,22 @@ def ipv4_option_ra() -> bytes:
     return bytes([IPOPT_RA, 4, 0, 0])
 
 
+def ipv6_dstopts(next_header: int, options: bytes) -> bytes:
+    """A Destination Options header holding ``options`` (TLVs), PadN-padded to 8n bytes."""
+    pad = -(2 + len(options)) % 8
+    if pad == 1:
+        padding = b"\x00"  # Pad1
+    elif pad:
+        padding = bytes([1, pad - 2]) + bytes(pad - 2)
+    else:
+        padding = b""
+    body = options + padding
+    return bytes([next_header, (2 + len(body)) // 8 - 1]) + body
+
+
+IP6OPT_PADN_4 = bytes([1, 4, 0, 0, 0, 0])  # a harmless option: PadN of 4 bytes
+
+
 def ipv6_dstopts_tag(next_header: int, tag: int) -> bytes:
     """Destination options header with an experimental skip-if-unknown option holding the tag."""
     body = bytes([IP6OPT_EXP_TAG, TAG_LEN]) + tag_bytes(tag)  # 10 bytes
@@ -187,8 +203,10 @@ class PacketSpec:
     ``fragment``: None (whole datagram), "all" (first, middle and last fragment
     as three frames), "first", "middle" or "last" (just that one).
     ``truncate``: keep only this many bytes of the L4 header (the tag then
-    travels in an IP option).  ``length``: pad the payload so the IP datagram
-    is at least this long.  ``ident`` is set by `with_ident` at build time.
+    travels in an IP option).  ``ip_options``: IPv4 option bytes, or for IPv6
+    destination-option TLVs (sent as a Destination Options header).
+    ``length``: pad the payload so the IP datagram is at least this long.
+    ``ident``: the IPv4 id / IPv6 fragment id (the generators set it).
     """
 
     src: str
@@ -330,7 +348,9 @@ def ip_datagrams(spec: PacketSpec) -> list[bytes]:
 
 
 def _ip_overhead(spec: PacketSpec) -> int:
-    return 20 + len(spec.ip_options) if spec.family == 4 else 40
+    if spec.family == 4:
+        return 20 + len(spec.ip_options)
+    return 40 + (len(ipv6_dstopts(0, spec.ip_options)) if spec.ip_options else 0)
 
 
 def _ip(spec: PacketSpec, l4: bytes, tag: int, *, tag_in_ip: bool = False,
@@ -350,6 +370,9 @@ def _ip(spec: PacketSpec, l4: bytes, tag: int, *, tag_in_ip: bool = False,
         offset, mf = frag
         ext = struct.pack("!BBHI", next_header, 0, offset | int(mf), spec.ident) + ext
         next_header = IPPROTO_IPV6_FRAG
+    if spec.ip_options:  # IPv6: a Destination Options header, before any fragment header
+        ext = ipv6_dstopts(next_header, spec.ip_options) + ext
+        next_header = IPPROTO_DSTOPTS
     return ipv6_header(spec.src, spec.dst, next_header, len(ext) + len(l4), hlim=spec.ttl,
                        tclass=spec.tos) + ext + l4
 

@@ -44,12 +44,73 @@ OUT_IFACES = ("out0", "out1")
 DEFAULT_PROTOCOLS = (IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP)
 
 
+@dataclass(frozen=True)
+class AddressPlan:
+    """One family's address plan as the generators see it (addresses as ints).
+
+    ``anchors``: where generated anchor addresses are drawn from, (lo, hi) per
+    kind: "src", "local" (delivered → INPUT), "fwd0"/"fwd1" (forwarded via
+    out0/out1 → FORWARD).
+    """
+
+    family: int
+    bits: int
+    source: ipaddress.IPv4Network | ipaddress.IPv6Network
+    local: ipaddress.IPv4Network | ipaddress.IPv6Network
+    forward: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]  # via out0, out1
+    unusable: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    anchors: dict[str, tuple[int, int]]
+
+    def address(self, value: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        return ipaddress.ip_address(value) if self.family == 4 else ipaddress.IPv6Address(value)
+
+    def text(self, value: int) -> str:
+        return str(self.address(value))
+
+    def usable_source(self, value: int) -> bool:
+        addr = self.address(value)
+        return addr in self.source and not any(addr in net for net in self.unusable)
+
+    def usable_destination(self, value: int) -> bool:
+        addr = self.address(value)
+        ok = addr in self.local or any(addr in net for net in self.forward)
+        return ok and not any(addr in net for net in self.unusable)
+
+    def is_local(self, value: int) -> bool:
+        return self.address(value) in self.local
+
+    def out_iface(self, value: int) -> str:
+        return OUT_IFACES[0] if self.address(value) in self.forward[0] else OUT_IFACES[1]
+
+
 def usable_source(addr: ipaddress.IPv4Address) -> bool:
     return addr in SOURCE_NET and not any(addr in net for net in UNUSABLE)
 
 
 def usable_destination(addr: ipaddress.IPv4Address) -> bool:
     return addr in FORWARD_NET and not any(addr in net for net in UNUSABLE)
+
+
+def _span(lo: str, hi: str) -> tuple[int, int]:
+    return int(ipaddress.ip_address(lo)), int(ipaddress.ip_address(hi))
+
+
+PLAN4 = AddressPlan(
+    4, 32, SOURCE_NET, LOCAL_NET,
+    (ipaddress.IPv4Network("0.0.0.0/2"), ipaddress.IPv4Network("64.0.0.0/2")), UNUSABLE,
+    {"src": _span("128.0.0.0", "223.255.255.255"), "local": _span("10.0.0.0", "10.255.255.255"),
+     "fwd0": _span("1.0.0.0", "63.255.255.255"), "fwd1": _span("64.0.0.0", "126.255.255.255")})
+PLAN6 = AddressPlan(
+    6, 128, SOURCE6_NET, LOCAL6_NET,
+    (ipaddress.IPv6Network("2001:db8::/33"), ipaddress.IPv6Network("2001:db8:8000::/33")), (),
+    {"src": _span("fd20::", "fd20:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+     "local": _span("fd10::", "fd10:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+     "fwd0": _span("2001:db8::", "2001:db8:7fff:ffff:ffff:ffff:ffff:ffff"),
+     "fwd1": _span("2001:db8:8000::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff")})
+
+
+def plan_for(family: int) -> AddressPlan:
+    return PLAN4 if family == 4 else PLAN6
 
 
 def path_of(dst: str) -> str:

@@ -1,4 +1,4 @@
-"""Seeded random stateless IPv4 filter rulesets, as iptables-restore text.
+"""Seeded random stateless filter rulesets (IPv4, or IPv6 with ``family=6``), as restore text.
 
 The rulesets exercise what the differential test must prove equal: user
 chains reached by ``-j`` and ``-g``, RETURN, policies, negations, prefixes
@@ -14,23 +14,30 @@ rules actually meet the packets they are about.  Same seed, same text.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from bpfilter.verify.packets import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP_FLAGS
-from bpfilter.verify.router import usable_destination
+from bpfilter.verify.packets import (
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    TCP_FLAGS,
+)
+from bpfilter.verify.router import AddressPlan, plan_for
 
 T = TypeVar("T")
 Range = tuple[int, int]
 
 PROTO_NAMES = {IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_ICMP: "icmp", 47: "gre",
-               132: "sctp", 50: "esp"}
+               132: "sctp", 50: "esp", IPPROTO_ICMPV6: "ipv6-icmp"}
 INTERESTING_PORTS = (0, 1, 22, 53, 80, 443, 1023, 1024, 3306, 8080, 32768, 65534, 65535)
 ICMP_ANY = 255  # --icmp-type any: every type and code
 ICMP_TYPES = ((ICMP_ANY, None), (0, 0), (3, 0), (3, 1), (3, 3), (3, 4), (3, 13), (4, 0),
               (5, 1), (8, 0), (11, 0), (11, 1), (12, 0), (13, 0), (14, 0))
+ICMP6_TYPES = ((1, 0), (1, 3), (1, 4), (2, 0), (3, 0), (3, 1), (4, 0), (4, 1), (128, 0),
+               (129, 0))
 IFACE_PATTERNS_IN = ("in0", "in1", "in+", "i+", "out+", "eth0", "+")
 IFACE_PATTERNS_OUT = ("out0", "out1", "out+", "o+", "in0", "in+", "eth1", "+")
 BUILTINS = ("INPUT", "FORWARD")
@@ -70,14 +77,15 @@ class GenRule:
     goto: bool = False
     syn_alias: bool = False  # print tcp_flags (FIN,SYN,RST,ACK / SYN) as --syn
     comment: str | None = None
+    family: int = 4
 
     def line(self) -> str:
         """The ``-A`` line as iptables-restore reads it."""
         out = [f"-A {self.chain}"]
         if self.src:
-            out.append(f"{self.src.bang()}-s {_addr_text(*self.src.value)}")
+            out.append(f"{self.src.bang()}-s {_addr_text(*self.src.value, self.family)}")
         if self.dst:
-            out.append(f"{self.dst.bang()}-d {_addr_text(*self.dst.value)}")
+            out.append(f"{self.dst.bang()}-d {_addr_text(*self.dst.value, self.family)}")
         if self.in_iface:
             out.append(f"{self.in_iface.bang()}-i {self.in_iface.value}")
         if self.out_iface:
@@ -100,10 +108,13 @@ class GenRule:
                 mask, comp = self.tcp_flags.value
                 out.append(f"{self.tcp_flags.bang()}--tcp-flags {_flags_text(mask)} "
                            f"{_flags_text(comp)}")
-        if proto == IPPROTO_ICMP and self.icmp:
+        if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6) and self.icmp:
             itype, code = self.icmp.value
             text = "any" if itype == ICMP_ANY else str(itype) if code is None else f"{itype}/{code}"
-            out.append(f"-m icmp {self.icmp.bang()}--icmp-type {text}")
+            if proto == IPPROTO_ICMP:
+                out.append(f"-m icmp {self.icmp.bang()}--icmp-type {text}")
+            else:
+                out.append(f"-m icmp6 {self.icmp.bang()}--icmpv6-type {text}")
         if self.multiport:
             option, ranges, negated = self.multiport
             listed = ",".join(_range_text(r) for r in ranges)
@@ -115,10 +126,10 @@ class GenRule:
             out.append("-m iprange")
             if self.src_range:
                 out.append(f"{self.src_range.bang()}--src-range "
-                           f"{_iprange_text(self.src_range.value)}")
+                           f"{_iprange_text(self.src_range.value, self.family)}")
             if self.dst_range:
                 out.append(f"{self.dst_range.bang()}--dst-range "
-                           f"{_iprange_text(self.dst_range.value)}")
+                           f"{_iprange_text(self.dst_range.value, self.family)}")
         if self.comment:
             out.append(f'-m comment --comment "{self.comment}"')
         if self.target:
@@ -135,6 +146,7 @@ class GenRuleset:
     user_chains: list[str]
     rules: list[GenRule]
     anchors: dict[str, list[int]] = field(default_factory=dict)
+    family: int = 4
 
     def text(self) -> str:
         lines = ["*filter"]
@@ -163,20 +175,21 @@ class GenRuleset:
         return reach
 
 
-def _addr_text(addr: int, mask: int) -> str:
-    a = ipaddress.IPv4Address(addr)
-    bits = bin(mask).count("1")
-    if mask == (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF:
-        return f"{a}/{bits}"
-    return f"{a}/{ipaddress.IPv4Address(mask)}"
+def _addr_text(addr: int, mask: int, family: int = 4) -> str:
+    plan = plan_for(family)
+    ones = bin(mask).count("1")
+    if mask == prefix_mask(ones, plan.bits):
+        return f"{plan.text(addr)}/{ones}"
+    return f"{plan.text(addr)}/{plan.text(mask)}"
 
 
 def _range_text(r: Range) -> str:
     return str(r[0]) if r[0] == r[1] else f"{r[0]}:{r[1]}"
 
 
-def _iprange_text(r: Range) -> str:
-    return f"{ipaddress.IPv4Address(r[0])}-{ipaddress.IPv4Address(r[1])}"
+def _iprange_text(r: Range, family: int = 4) -> str:
+    plan = plan_for(family)
+    return f"{plan.text(r[0])}-{plan.text(r[1])}"
 
 
 def _flags_text(bits: int) -> str:
@@ -185,48 +198,65 @@ def _flags_text(bits: int) -> str:
     return ",".join(names) if names else "NONE"
 
 
-def prefix_mask(length: int) -> int:
-    return (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF if length else 0
+def prefix_mask(length: int, bits: int = 32) -> int:
+    full = (1 << bits) - 1
+    return (full << (bits - length)) & full if length else 0
 
 
 class RulesetGenerator:
     """Makes `GenRuleset`s from a seed; see the module docstring for what they cover."""
 
-    def __init__(self, seed: int, *, min_rules: int = 6, max_rules: int = 40) -> None:
+    def __init__(self, seed: int, *, min_rules: int = 6, max_rules: int = 40,
+                 family: int = 4) -> None:
         self.seed = seed
+        self.family = family
+        self.plan: AddressPlan = plan_for(family)
         self.rng = random.Random(seed)
         self.min_rules = min_rules
         self.max_rules = max_rules
 
     # anchors: a few addresses/ports per ruleset, so rules overlap and packets hit them
     def anchors(self) -> dict[str, list[int]]:
-        rng = self.rng
+        rng, plan = self.rng, self.plan
 
-        def pick(lo: str, hi: str, ok) -> int:
+        def pick(kind: str, check: bool) -> int:
             while True:
-                value = rng.randint(int(ipaddress.IPv4Address(lo)),
-                                    int(ipaddress.IPv4Address(hi)))
-                if ok(ipaddress.IPv4Address(value)):
+                value = rng.randint(*plan.anchors[kind])
+                if not check or plan.usable_destination(value):
                     return value
 
         return {
-            "src": [pick("128.0.0.0", "223.255.255.255", lambda a: True) for _ in range(4)],
-            "local": [pick("10.0.0.0", "10.255.255.255", lambda a: True) for _ in range(3)],
-            "fwd0": [pick("1.0.0.0", "63.255.255.255", usable_destination) for _ in range(2)],
-            "fwd1": [pick("64.0.0.0", "126.255.255.255", usable_destination) for _ in range(2)],
+            "src": [pick("src", False) for _ in range(4)],
+            "local": [pick("local", False) for _ in range(3)],
+            "fwd0": [pick("fwd0", True) for _ in range(2)],
+            "fwd1": [pick("fwd1", True) for _ in range(2)],
             "port": list(INTERESTING_PORTS) + [rng.randint(1, 65535) for _ in range(4)],
         }
 
     def _prefix(self, anchor: int) -> tuple[int, int]:
         rng = self.rng
         roll = rng.random()
-        if roll < 0.06:  # non-contiguous mask, kept as iptables keeps it
+        if self.family == 6:
+            # the plan's networks are /16s: shorter prefixes match everything, keep them rare
+            length = rng.choice((0, 16)) if roll < 0.06 else rng.choice(
+                (24, 32, 33, 48, 56, 64, 96, 112, 120, 124, 127, 128, 128))
+            mask = prefix_mask(length, 128)
+        elif roll < 0.06:  # non-contiguous mask, kept as iptables keeps it
             mask = rng.getrandbits(32) | 0xFF000000
         elif roll < 0.12:
             mask = prefix_mask(rng.choice((0, 1, 2, 4)))
         else:
             mask = prefix_mask(rng.choice((8, 12, 16, 20, 23, 24, 25, 28, 30, 31, 32, 32)))
         return anchor & mask, mask
+
+    def _range_end(self, base: int) -> int:
+        """Upper bound for an iprange starting at ``base``: stay in its part of the plan."""
+        if self.family == 4:
+            return 0xDFFFFFFF if base >= 0x80000000 else 0x7EFFFFFF
+        for lo, hi in self.plan.anchors.values():
+            if lo <= base <= hi:
+                return hi
+        return base
 
     def _port_range(self, ports: list[int]) -> Range:
         rng = self.rng
@@ -264,11 +294,11 @@ class RulesetGenerator:
         elif roll < 0.6:
             proto = IPPROTO_UDP
         elif roll < 0.75:
-            proto = IPPROTO_ICMP
+            proto = IPPROTO_ICMP if self.family == 4 else IPPROTO_ICMPV6
         elif roll < 0.79:
             proto = 47
         if proto is not None:
-            negated = proto != IPPROTO_ICMP and rng.random() < 0.08
+            negated = proto not in (IPPROTO_ICMP, IPPROTO_ICMPV6) and rng.random() < 0.08
             kw["proto"] = Neg(proto, negated)
             if not negated and proto in (IPPROTO_TCP, IPPROTO_UDP):
                 if rng.random() < 0.4:
@@ -287,25 +317,27 @@ class RulesetGenerator:
                                    for _ in range(rng.randint(1, 5)))
                     kw["multiport"] = (rng.choice(("dports", "sports", "ports")), ranges,
                                        rng.random() < 0.2)
-            if not negated and proto == IPPROTO_ICMP and rng.random() < 0.6:
-                itype, code = rng.choice(ICMP_TYPES)
+            if not negated and proto in (IPPROTO_ICMP, IPPROTO_ICMPV6) and rng.random() < 0.6:
+                itype, code = rng.choice(ICMP_TYPES if self.family == 4 else ICMP6_TYPES)
                 kw["icmp"] = Neg((itype, code if rng.random() < 0.5 else None), neg())
         if rng.random() < 0.06:
             # -f with an L4 match can never match (no L4 header in a non-first fragment):
             # mostly avoid wasting rules on that, but keep a few.
             has_l4 = any(k in kw for k in ("sport", "dport", "tcp_flags", "multiport", "icmp"))
-            kw["fragment"] = rng.random() < (0.15 if has_l4 else 0.7)
+            fragment = rng.random() < (0.15 if has_l4 else 0.7)
+            if self.family == 4:  # ip6tables has no -f (fragments are -m frag there)
+                kw["fragment"] = fragment
         if rng.random() < 0.1:
             lo = rng.choice((20, 28, 40, 48, 60, 64, 100, 200, 576))
             kw["length"] = Neg((lo, lo + rng.choice((0, 8, 50, 500, 1400))), neg())
         if rng.random() < 0.08:
             base = rng.choice(anchors["src"])
             kw["src_range"] = Neg((base, min(base + rng.choice((0, 1, 7, 300, 70000)),
-                                              0xDFFFFFFF)), neg())
+                                              self._range_end(base))), neg())
         if rng.random() < 0.06:
             base = self._dst_anchor(paths, anchors)
-            kw["dst_range"] = Neg((base, min(base + rng.choice((0, 1, 7, 300)), 0x7EFFFFFF)),
-                                  neg())
+            kw["dst_range"] = Neg((base, min(base + rng.choice((0, 1, 7, 300)),
+                                             self._range_end(base))), neg())
         if rng.random() < 0.04:
             kw["comment"] = rng.choice(("allow ssh", "fail2ban #3", "x", "k8s: svc/a-b"))
         if not kw and rng.random() < 0.9:
@@ -323,7 +355,7 @@ class RulesetGenerator:
             target = "RETURN"  # in a built-in chain RETURN means "apply the policy"
         else:
             target = rng.choice(("ACCEPT", "DROP"))
-        return GenRule(chain, target=target, **kw)  # type: ignore[arg-type]
+        return GenRule(chain, target=target, family=self.family, **kw)  # type: ignore[arg-type]
 
     def generate(self) -> GenRuleset:
         rng = self.rng
@@ -336,7 +368,7 @@ class RulesetGenerator:
         per_chain = {c: [] for c in chains}
         for _ in range(n_rules):
             per_chain[rng.choice(chains)].append(None)
-        ruleset = GenRuleset(self.seed, policies, users, [], anchors)
+        ruleset = GenRuleset(self.seed, policies, users, [], anchors, self.family)
         # reachability needs the jumps, so build chain by chain in order
         paths: dict[str, set[str]] = {c: ({c} if c in BUILTINS else set()) for c in chains}
         for chain in chains:

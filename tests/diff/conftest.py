@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import require_netns
-from tests.diff.harness import BASELINE_RULESETS, SEEDS, STATS, Reference
+from tests.diff.harness import BASELINE_RULESETS, SEEDS, SEEDS6, STATS, Reference
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest hook
@@ -32,14 +32,23 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest 
         tr.write_line(f"reference rules hit by at least one packet: {hit}/{total}")
 
 
-@pytest.fixture(scope="session")
-def reference() -> Iterator[Reference]:
+def _reference(family: int) -> Iterator[Reference]:
     require_netns()
     from bpfilter.verify.differential import IptablesLegacy, Twin
     from bpfilter.verify.netns import Topology
 
-    with Topology("ref") as topo:
-        yield Reference(Twin.create(topo, IptablesLegacy()))
+    with Topology(f"ref{family}") as topo:
+        yield Reference(Twin.create(topo, IptablesLegacy(family)), family)
+
+
+@pytest.fixture(scope="session")
+def reference() -> Iterator[Reference]:
+    yield from _reference(4)
+
+
+@pytest.fixture(scope="session")
+def reference6() -> Iterator[Reference]:
+    yield from _reference(6)
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +87,8 @@ def seed_ids() -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "diff_seed" in metafunc.fixturenames:
         metafunc.parametrize("diff_seed", SEEDS, ids=seed_ids())
+    if "diff6_seed" in metafunc.fixturenames:
+        metafunc.parametrize("diff6_seed", SEEDS6, ids=[f"seed{s}" for s in SEEDS6])
     if "baseline_seed" in metafunc.fixturenames:
         seeds = SEEDS[:BASELINE_RULESETS]
         metafunc.parametrize("baseline_seed", seeds, ids=[f"seed{s}" for s in seeds])

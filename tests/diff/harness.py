@@ -19,7 +19,9 @@ RULESETS = env_int("BPFILTER_DIFF_RULESETS", 20)
 PACKETS = env_int("BPFILTER_DIFF_PACKETS", 2000)
 BASE_SEED = env_int("BPFILTER_DIFF_SEED", 0)
 BASELINE_RULESETS = env_int("BPFILTER_DIFF_BASELINE_RULESETS", 3)
+RULESETS6 = env_int("BPFILTER_DIFF6_RULESETS", 10)
 SEEDS = [BASE_SEED + i for i in range(RULESETS)]
+SEEDS6 = [BASE_SEED + i for i in range(RULESETS6)]
 
 
 @dataclass
@@ -39,12 +41,12 @@ STATS = DiffStats()
 
 
 @functools.cache
-def case(seed: int):  # noqa: ANN201 - (GenRuleset, list[PacketSpec])
+def case(seed: int, family: int = 4):  # noqa: ANN201 - (GenRuleset, list[PacketSpec])
     """The ruleset and packets of one seed (tags/idents distinct across seeds)."""
     from bpfilter.verify.packetgen import PacketGenerator
     from bpfilter.verify.rulegen import generate_ruleset
 
-    ruleset = generate_ruleset(seed)
+    ruleset = generate_ruleset(seed, family=family)
     first = (seed - BASE_SEED) * 4 * PACKETS + 1
     specs = PacketGenerator(ruleset, seed).generate(PACKETS, first_tag=first,
                                                     first_ident=first)
@@ -52,21 +54,22 @@ def case(seed: int):  # noqa: ANN201 - (GenRuleset, list[PacketSpec])
 
 
 class Reference:
-    """The iptables-legacy twin and its cached outcomes per seed."""
+    """The iptables-legacy (or ip6tables-legacy) twin and its cached outcomes per seed."""
 
-    def __init__(self, twin) -> None:  # noqa: ANN001
+    def __init__(self, twin, family: int = 4) -> None:  # noqa: ANN001
         self.twin = twin
+        self.family = family
         self.outcomes: dict[int, dict[int, str]] = {}
 
     def outcomes_for(self, seed: int) -> dict[int, str]:
         if seed not in self.outcomes:
-            ruleset, specs = case(seed)
+            ruleset, specs = case(seed, self.family)
             start = time.monotonic()
             self.twin.load(ruleset.text())
             self.outcomes[seed] = self.twin.run(specs)
-            STATS.add("iptables-legacy (reference)", sum(len(s.tags) for s in specs),
-                      time.monotonic() - start)
-            save = self.twin.lab.topo.exec("dut", ["iptables-legacy-save", "-c"]).stdout
+            STATS.add(f"{self.twin.backend.name} (reference)",
+                      sum(len(s.tags) for s in specs), time.monotonic() - start)
+            save = self.twin.backend.counters(self.twin.lab) or ""
             rules = [ln for ln in save.splitlines() if ln.startswith("[")]
             STATS.rules_hit.append((sum(not ln.startswith("[0:") for ln in rules), len(rules)))
         return self.outcomes[seed]

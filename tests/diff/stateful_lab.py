@@ -121,6 +121,17 @@ def udp_flow(dst, port):
     except (socket.timeout, TimeoutError):
         return "none"
 
+def dgram(dst, port):
+    # broadcast / multicast request: unconnected, answered by a unicast reply
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(WAIT)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    s.sendto(b"hello", (dst, port))
+    try:
+        d, a = s.recvfrom(2048)
+        return "reply:%s" % a[0]
+    except (socket.timeout, TimeoutError):
+        return "none"
+
 def ping(dst, ident):
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.settimeout(WAIT)
     body = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"bpfilter"
@@ -165,6 +176,7 @@ for f in flows:
     elif kind == "udp": out.append(udp_flow(*f[1:]))
     elif kind == "ping": out.append(ping(*f[1:]))
     elif kind == "raw": out.append(raw_tcp(*f[1:]))
+    elif kind == "dgram": out.append(dgram(*f[1:]))
 print(json.dumps(out))
 """
 
@@ -177,7 +189,11 @@ def random_flows(rng: random.Random, n: int) -> list[list]:
     flows: list[list] = []
     for _ in range(n):
         dst = rng.choice((SRV, SRV, DUT_CLI))
-        kind = rng.choice(("tcp", "tcp", "udp", "ping", "raw", "raw"))
+        kind = rng.choice(("tcp", "tcp", "udp", "ping", "raw", "raw", "dgram"))
+        if kind == "dgram":  # broadcast / multicast to dut (addrtype BROADCAST, MULTICAST)
+            flows.append(["dgram", rng.choice(("10.1.0.255", "224.0.0.1", "255.255.255.255")),
+                          rng.choice(UDP_OPEN + UDP_CLOSED)])
+            continue
         if kind == "tcp":
             port = rng.choice(TCP_OPEN + TCP_CLOSED)
             flows.append(["tcp", dst, port, rng.choice((1, 12, 3000)), rng.choice(("fin", "rst"))])

@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.kernel, pytest.mark.diff]
 
 
 def _check(seed: int, reference, twin, who: str) -> None:  # noqa: ANN001
-    ruleset, specs = case(seed)
+    ruleset, specs = case(seed, reference.family)
     ref = reference.outcomes_for(seed)
     start = time.monotonic()
     result = compare(seed, ruleset.text(), specs, reference.twin, twin, ref_outcomes=ref)
@@ -52,13 +52,13 @@ def test_harness_baseline_iptables_in_both_twins(reference, candidates, baseline
 
 
 @functools.cache
-def cli_status() -> tuple[bool, str]:
-    return bpfilter_cli_status()
+def cli_status(family: int = 4) -> tuple[bool, str]:
+    return bpfilter_cli_status(family)
 
 
-def require_bpfilter_cli() -> None:
+def require_bpfilter_cli(family: int = 4) -> None:
     """Skip locally while the CLI is not there yet; in CI a missing CLI is a failure."""
-    ok, why = cli_status()
+    ok, why = cli_status(family)
     if ok:
         return
     why = f"{why} (pipeline not yet integrated)"
@@ -82,6 +82,28 @@ def test_bpfilter_matches_iptables(reference, candidates, hook: str, diff_seed: 
         backend = BpfilterCli
     twin = candidates(f"{CANDIDATE}-{hook}", lambda run_dir: backend(hook, run_dir))
     _check(diff_seed, reference, twin, f"bpfilter ({CANDIDATE}) --hook {hook}")
+
+
+def test_harness_baseline_ip6tables_in_both_twins(reference6, candidates) -> None:
+    from tests.diff.harness import SEEDS6
+
+    twin = candidates("baseline6", lambda run_dir: IptablesLegacy(6))
+    for seed in SEEDS6[:1]:
+        _check(seed, reference6, twin, "ip6tables-legacy (baseline twin)")
+
+
+@pytest.mark.bpfilter_cli
+@pytest.mark.parametrize("hook", HOOKS)
+def test_bpfilter6_matches_ip6tables(reference6, candidates, hook: str, diff6_seed: int) -> None:
+    """The same for IPv6: bpfilter6-restore against ip6tables-legacy (no -f in ip6tables)."""
+    if CANDIDATE == "pipeline":
+        backend = BpfilterPipeline
+    else:
+        require_bpfilter_cli(6)
+        backend = BpfilterCli
+    twin = candidates(f"{CANDIDATE}-{hook}-v6", lambda run_dir: backend(hook, run_dir,
+                                                                         family=6))
+    _check(diff6_seed, reference6, twin, f"bpfilter6 ({CANDIDATE}) --hook {hook}")
 
 
 class PolicyFlipped(IptablesLegacy):

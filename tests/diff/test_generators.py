@@ -32,16 +32,22 @@ def test_rulesets_cover_the_listed_features() -> None:
         assert feature in text, feature
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_packets_are_well_formed_and_uniquely_tagged(seed: int) -> None:
-    specs = PacketGenerator(generate_ruleset(seed), seed).generate(2000, first_tag=100)
+@pytest.mark.parametrize("family", [4, 6])
+@pytest.mark.parametrize("seed", range(4))
+def test_packets_are_well_formed_and_uniquely_tagged(seed: int, family: int) -> None:
+    ruleset = generate_ruleset(seed, family=family)
+    specs = PacketGenerator(ruleset, seed).generate(2000, first_tag=100)
     tags = [t for s in specs for t in s.tags]
     assert len(tags) == len(set(tags)) >= 2000
     for spec in specs:
+        assert spec.family == family
         for tag, datagram in zip(spec.tags, ip_datagrams(spec), strict=True):
-            ihl = (datagram[0] & 15) * 4
-            assert checksum(datagram[:ihl]) == 0, spec.describe()
-            assert struct.unpack_from("!H", datagram, 2)[0] == len(datagram)
+            if family == 4:
+                ihl = (datagram[0] & 15) * 4
+                assert checksum(datagram[:ihl]) == 0, spec.describe()
+                assert struct.unpack_from("!H", datagram, 2)[0] == len(datagram)
+            else:
+                assert struct.unpack_from("!H", datagram, 4)[0] == len(datagram) - 40
             assert len(datagram) <= 1500
             assert tag in find_tags(datagram), spec.describe()
 
@@ -54,10 +60,12 @@ def test_targeted_packets_exist_for_every_rule() -> None:
 
 
 @pytest.mark.kernel
-def test_iptables_accepts_every_generated_ruleset(topology) -> None:
+@pytest.mark.parametrize("family", [4, 6])
+def test_iptables_accepts_every_generated_ruleset(topology, family: int) -> None:
     topo = topology("gen")
     topo.netns("x")
+    tool = "iptables-legacy-restore" if family == 4 else "ip6tables-legacy-restore"
     for seed in range(60):
-        proc = topo.exec("x", ["iptables-legacy-restore", "--test"],
-                         input=generate_ruleset(seed).text(), check=False)
+        proc = topo.exec("x", [tool, "--test"],
+                         input=generate_ruleset(seed, family=family).text(), check=False)
         assert proc.returncode == 0, f"seed {seed}: {proc.stderr}"

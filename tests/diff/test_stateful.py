@@ -2,14 +2,15 @@
 
 Seeded random rulesets built from the stateful rules real firewalls use (conntrack /
 state in every form the kernel gives data for, ctdir/ctstatus/tuple options, mark,
-ttl, pkttype) mixed with REJECT, LOG and limit rules (BPF hands the packets that
-reach them to netfilter, which holds the whole chain: backend/handoff.py; a limit
-evaluated twice would show as different outcomes), loaded into the router of a cli — dut — srv lab
-(tests/diff/stateful_lab.py). Seeded flows: TCP handshakes with data and FIN or RST
-close, connections to closed ports (RST through OUTPUT/FORWARD), UDP request/response
-and port-unreachable errors (RELATED), ICMP echo, and crafted TCP segments with odd
-flag combinations (mid-stream ACK, FIN alone, SYN+FIN, NULL, XMAS, ...), which
-conntrack classifies as NEW or INVALID. Every flow's outcome must be identical.
+ttl, pkttype, addrtype --dst-type) mixed with REJECT, LOG and limit rules (BPF hands
+the packets that reach them to netfilter, which holds the whole chain:
+backend/handoff.py; a limit evaluated twice would show as different outcomes), loaded
+into the router of a cli — dut — srv lab (tests/diff/stateful_lab.py). Seeded flows:
+TCP handshakes with data and FIN or RST close, connections to closed ports (RST
+through OUTPUT/FORWARD), UDP request/response and port-unreachable errors (RELATED),
+broadcast and multicast datagrams, ICMP echo, and crafted TCP segments with odd flag
+combinations (mid-stream ACK, FIN alone, SYN+FIN, NULL, XMAS, ...), which conntrack
+classifies as NEW or INVALID. Every flow's outcome must be identical.
 
 Replay one seed: BPFILTER_STATEFUL_SEED=<seed> BPFILTER_STATEFUL_RULESETS=1.
 """
@@ -65,6 +66,10 @@ def _extra(rng: random.Random) -> str:
         "-m ttl --ttl-gt 63", "-m ttl --ttl-lt 64", "-m ttl ! --ttl-eq 64",
         "-m mark --mark 0x0", "-m mark ! --mark 0x1/0x1",
         "-m pkttype --pkt-type unicast", "-m pkttype ! --pkt-type broadcast",
+        "-m addrtype --dst-type LOCAL", "-m addrtype ! --dst-type LOCAL",
+        "-m addrtype --dst-type BROADCAST", "-m addrtype --dst-type MULTICAST,BROADCAST",
+        "-m addrtype --dst-type UNICAST", "-m addrtype ! --dst-type UNICAST,ANYCAST",
+        "-m pkttype --pkt-type multicast",
     ))
 
 
