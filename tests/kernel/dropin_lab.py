@@ -62,26 +62,29 @@ def tables_of(save_text: str, counters: bool) -> dict[str, str]:
 def normalize_error(text: str) -> str:
     """Program names and the variant tag differ on purpose; the rest must not."""
     text = text.replace("iptables-legacy-restore", "iptables-restore")
+    text = text.replace("ip6tables-legacy-restore", "ip6tables-restore")
     text = text.replace("bpfilter-restore", "iptables-restore")
+    text = text.replace("bpfilter6-restore", "ip6tables-restore")
     return text.replace("(legacy)", "(bpfilter)").strip()
 
 
 class Twins:
     """`real` runs iptables-legacy-*, `bpf` runs bpfilter-*; same input, compare."""
 
-    def __init__(self, real_ns: str, bpf_ns: str, run_dir: Path) -> None:
+    def __init__(self, real_ns: str, bpf_ns: str, run_dir: Path, v6: bool = False) -> None:
         self.real_ns, self.bpf_ns = real_ns, bpf_ns
         self.env = bpfilter_env(run_dir)
+        self.ip, self.bp = ("ip6tables", "bpfilter6") if v6 else ("iptables", "bpfilter")
 
     def restore(self, flags: list[str], text: str) -> tuple[Result, Result]:
-        real = run_in(self.real_ns, ["iptables-legacy-restore", *flags], text)
-        ours = run_in(self.bpf_ns, [str(BIN / "bpfilter-restore"), *flags], text, self.env)
+        real = run_in(self.real_ns, [f"{self.ip}-legacy-restore", *flags], text)
+        ours = run_in(self.bpf_ns, [str(BIN / f"{self.bp}-restore"), *flags], text, self.env)
         return real, ours
 
     def saves(self, counters: bool = False) -> tuple[dict[str, str], dict[str, str]]:
         flag = ["-c"] if counters else []
-        real = run_in(self.real_ns, ["iptables-legacy-save", *flag])
-        ours = run_in(self.bpf_ns, [str(BIN / "bpfilter-save"), *flag], env=self.env)
+        real = run_in(self.real_ns, [f"{self.ip}-legacy-save", *flag])
+        ours = run_in(self.bpf_ns, [str(BIN / f"{self.bp}-save"), *flag], env=self.env)
         assert real.rc == 0 and ours.rc == 0, (real.stderr, ours.stderr)
         return tables_of(real.stdout, counters), tables_of(ours.stdout, counters)
 

@@ -206,3 +206,46 @@ def test_counters_of_kept_rules_survive_like_iptables(twins: Twins) -> None:
         assert (ours.rc, real.rc) == (0, 0), (i, ours.stderr, real.stderr)
         real_t, ours_t = twins.saves(counters=True)
         assert ours_t == real_t, f"step {i} {flags}"
+
+
+BASE6 = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:svc - [0:0]
+-A INPUT -p tcp -m tcp --dport 22 -j svc
+-A INPUT -s 2001:db8::/32 -j ACCEPT
+-A svc -p tcp -m tcp --dport 22 -j ACCEPT
+COMMIT
+"""
+COMMANDS6 = """*filter
+:svc - [0:0]
+-I INPUT 1 -i lo -j ACCEPT
+-D INPUT -s 2001:db8::/32 -j ACCEPT
+-N extra
+-A extra -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j DROP
+-A INPUT -j extra
+-P FORWARD ACCEPT
+COMMIT
+"""
+
+
+@pytest.fixture
+def twins6(topology, tmp_path: Path):
+    require_netns()
+    ok, why = bpf_available()
+    require_kernel(ok, why)
+    topo = topology("flags6")
+    t = Twins(topo.netns("real"), topo.netns("bpf"), tmp_path, v6=True)
+    try:
+        yield t
+    finally:
+        t.bpfilter("bpfilter", "flush", "-6")
+        subprocess.run(["umount", "-l", str(tmp_path / "bpffs")], capture_output=True)
+
+
+def test_ipv6_noflush_commands_like_ip6tables(twins6: Twins) -> None:
+    for i, (flags, text) in enumerate([([], BASE6), (["-n"], COMMANDS6), (["-T", "filter"], BASE6),
+                                       (["-n"], "*filter\n-D INPUT -s 2001:db8::/32 -j ACCEPT\n"
+                                                "COMMIT\n")]):
+        _check_step(twins6, flags, text, f"ipv6 step {i} {flags}")
