@@ -72,6 +72,7 @@ class TreeLookup:
     rules_map: str
     tree: Forest
     slots: tuple[int, ...]  # counter slot of each rule of the run, by run position
+    shadowers: frozenset[int] = frozenset()  # run positions that hid another rule
 
     def contents(self) -> tuple[MapContents, MapContents]:
         """The two maps' contents (computed once: every program using the lookup
@@ -155,14 +156,16 @@ def plan_lookups(table: Table, slot: Callable[[str, int], int], min_run: int = M
     out: dict[tuple[str, int], TreeLookup] = {}
     for chain in table.chains:
         for first, last, boxes in find_runs(chain.rules, min_run):
+            shadowers: set[int] = set()
             try:
-                tree = build_forest(remove_shadowed(boxes))
+                tree = build_forest(remove_shadowed(boxes, shadowers))
             except TreeTooBig:
                 continue
             k = len(out)
             slots = tuple(slot(chain.name, n) for n in range(first, last + 1))
             out[(chain.name, first)] = TreeLookup(chain.name, first, last, f"lk{k}_nodes",
-                                                  f"lk{k}_rules", tree, slots)
+                                                  f"lk{k}_rules", tree, slots,
+                                                  frozenset(shadowers))
     return out
 
 

@@ -50,6 +50,7 @@ class TreeTooBig(ValueError):
 class TreeInfo:
     root: int
     l4ok: int  # the tree serves only packets with this l4ok
+    wide: tuple[bool, bool]  # its rules' (source, destination) are wide (see partition)
     min_rule: int  # lowest rule position in the tree: skip it when a better match exists
     depth: int  # nodes on the longest root-to-leaf path (the leaf included)
     size: int  # boxes in the tree
@@ -97,7 +98,12 @@ class Forest:
         return best
 
 
-def partition(boxes: Sequence[Box]) -> list[tuple[int, list[int]]]:
+def group_of(b: Box, l4ok: int) -> tuple[int, bool, bool]:
+    """The tree a box belongs to, for packets with this l4ok."""
+    return l4ok, b.hi[0] - b.lo[0] >= WIDE, b.hi[1] - b.lo[1] >= WIDE
+
+
+def partition(boxes: Sequence[Box]) -> list[tuple[tuple[int, bool, bool], list[int]]]:
     """(l4ok, box indices) per group, keyed by (l4ok, src wide?, dst wide?).
 
     A tree serves packets of one l4ok value only, so that a rule can cover a tree's
@@ -106,10 +112,9 @@ def partition(boxes: Sequence[Box]) -> list[tuple[int, list[int]]]:
     (it can never be the first match)."""
     groups: dict[tuple[int, bool, bool], dict[tuple[tuple[int, ...], tuple[int, ...]], int]] = {}
     for i, b in enumerate(boxes):
-        wide = (b.hi[0] - b.lo[0] >= WIDE, b.hi[1] - b.lo[1] >= WIDE)
         for l4ok in range(b.lo[5], b.hi[5] + 1):
-            groups.setdefault((l4ok, *wide), {}).setdefault((b.lo[:5], b.hi[:5]), i)
-    return [(k[0], list(v.values())) for k, v in sorted(groups.items(), reverse=True)]
+            groups.setdefault(group_of(b, l4ok), {}).setdefault((b.lo[:5], b.hi[:5]), i)
+    return [(k, list(v.values())) for k, v in sorted(groups.items(), reverse=True)]
 
 
 def build_forest(boxes: Sequence[Box]) -> Forest:
@@ -123,13 +128,13 @@ def build_forest(boxes: Sequence[Box]) -> Forest:
     parts = partition(boxes)
     if len(parts) > MAX_TREES:
         raise TreeTooBig(f"{len(parts)} rule groups")
-    for l4ok, ids in parts:
+    for (l4ok, *wide), ids in parts:
         root = len(nodes)
         blo, bhi = (*FULL_LO[:5], l4ok), (*FULL_HI[:5], l4ok)
         depth = _build(ids, los, his, nodes, entries, blo, bhi)
         max_leaf = max(n[3] for n in nodes[root:] if n[0] == LEAF)
-        trees.append(TreeInfo(root, l4ok, min(boxes[i].rule for i in ids), depth,
-                              len(ids), max_leaf))
+        trees.append(TreeInfo(root, l4ok, (wide[0], wide[1]), min(boxes[i].rule for i in ids),
+                              depth, len(ids), max_leaf))
     return Forest(tuple(tuple(n) for n in nodes), tuple(entries), boxes,  # type: ignore[misc]
                   tuple(trees))
 

@@ -34,15 +34,21 @@ def _prefix(addr: int, plen: int) -> tuple[int, int]:
     return lo, lo | host
 
 
-def remove_shadowed(boxes: Sequence[Box]) -> list[Box]:
-    """`boxes` (priority order) without those covered by an earlier box."""
+def remove_shadowed(boxes: Sequence[Box], shadowers: set[int] | None = None) -> list[Box]:
+    """`boxes` (priority order) without those covered by an earlier box; the rule of
+    each box that covered one is added to `shadowers` (an in-place update must not
+    remove such a rule: what it hid would have to come back)."""
     src_lens: set[int] = set()
     # src range -> dst range -> earlier kept boxes with exactly those ranges
     seen: dict[tuple[int, int], dict[tuple[int, int], list[Box]]] = {}
     dst_lens: dict[tuple[int, int], set[int]] = {}  # dst prefix lengths per src range
     out: list[Box] = []
     for b in boxes:
-        if not _covered(b, seen, src_lens, dst_lens):
+        by = _covered(b, seen, src_lens, dst_lens)
+        if by is not None:
+            if shadowers is not None:
+                shadowers.add(by)
+        else:
             out.append(b)
             skey, dkey = (b.lo[0], b.hi[0]), (b.lo[1], b.hi[1])
             ps, pd = _plen(*skey), _plen(*dkey)
@@ -54,11 +60,12 @@ def remove_shadowed(boxes: Sequence[Box]) -> list[Box]:
 
 
 def _covered(b: Box, seen: dict[tuple[int, int], dict[tuple[int, int], list[Box]]],
-             src_lens: set[int], dst_lens: dict[tuple[int, int], set[int]]) -> bool:
+             src_lens: set[int], dst_lens: dict[tuple[int, int], set[int]]) -> int | None:
+    """The rule of an earlier box covering `b`, or None."""
     ps = _plen(b.lo[0], b.hi[0])
     pd = _plen(b.lo[1], b.hi[1])
     if ps is None or pd is None:
-        return False
+        return None
     for sl in src_lens:
         if sl > ps:
             continue
@@ -73,5 +80,5 @@ def _covered(b: Box, seen: dict[tuple[int, int], dict[tuple[int, int], list[Box]
                 if (a.lo[2] <= b.lo[2] and a.hi[2] >= b.hi[2] and a.lo[3] <= b.lo[3]
                         and a.hi[3] >= b.hi[3] and a.lo[4] <= b.lo[4] and a.hi[4] >= b.hi[4]
                         and a.lo[5] <= b.lo[5] and a.hi[5] >= b.hi[5]):
-                    return True
-    return False
+                    return a.rule
+    return None

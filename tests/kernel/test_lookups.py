@@ -132,3 +132,61 @@ def test_large_ruleset_matches_reference(blab, flavor: str) -> None:
     for k, n in want_counts.items():
         got = counters[("INPUT", None if k is None else k + 1)][0]
         assert got == n, f"rule {k}: counted {got}, expected {n}"
+
+
+@pytest.mark.parametrize("flavor", ["xdp", "nf"])
+def test_in_place_replace(blab, flavor: str) -> None:
+    """One-rule changes written into the live maps give the new ruleset's verdicts,
+    and the replaced rule keeps counting in its own slot."""
+    from bpfilter.backend.lookup import plan_lookups
+    from bpfilter.backend.lookup_update import LiveLookup
+    from bpfilter.backend.plan import plan_table
+    from bpfilter.frontend.parser import parse_restore
+
+    rules = classbench(1500, seed=21)
+    fresh = classbench(1700, seed=99)[1500:]
+    table = parse_table(restore_text(rules))
+    rng = random.Random(21)
+
+    def body():
+        progs = compile_table(table, Family.IPV4, flavor)  # type: ignore[arg-type]
+        hook = "INPUT" if flavor == "nf" else "ingress"
+        # the same (deterministic) plan compile_table made: the trees behind the maps
+        (lk,) = plan_lookups(table, plan_table(table, Family.IPV4).slot).values()
+        with LoadedTable(progs) as lt:
+            live = LiveLookup(lk, lt.maps[lk.nodes_map], lt.maps[lk.rules_map])
+            changed = []
+            for new in fresh:
+                pos = rng.randrange(len(rules))
+                text = HEAD1 + new.line() + "\nCOMMIT\n"
+                (rule,) = parse_restore(text, family=Family.IPV4).table("filter").chain(
+                    "INPUT").rules
+                if live.replace(pos, rule):
+                    rules[pos] = new
+                    changed.append(pos)
+                if len(changed) == 25:
+                    break
+            pkts = []
+            for pos in changed * 8 + [rng.randrange(len(rules)) for _ in range(200)]:
+                r = rules[pos]
+                pkts.append((int(ipaddress.IPv4Address(_addr(rng, *r.src))),
+                             int(ipaddress.IPv4Address(_addr(rng, *r.dst))),
+                             r.proto or rng.choice([6, 17]),
+                             rng.randint(*r.sport) if r.sport else rng.randrange(65536),
+                             rng.randint(*r.dport) if r.dport else rng.randrange(65536)))
+            verdicts = [lt.run(hook, frame(p, blab.mac), blab.ifindex).verdict for p in pkts]
+            return changed, pkts, verdicts, lt.all_counters()
+
+    changed, pkts, verdicts, counters = call_in_netns(blab.ns, body)
+    assert len(changed) >= 10
+    hits: dict[int | None, int] = {}
+    for p, v in zip(pkts, verdicts, strict=True):
+        k = first_match(rules, p)
+        assert v == ("ACCEPT" if k is None else rules[k].verdict), (p, k)
+        hits[k] = hits.get(k, 0) + 1
+    for k, n in hits.items():
+        assert counters[("INPUT", None if k is None else k + 1)][0] == n
+
+
+HEAD1 = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+

@@ -201,3 +201,37 @@ def test_steps_with_lookups_keeps_exact_runs_outside() -> None:
     assert [s for s in steps if not isinstance(s, ExactRun | int)] == list(lks.values())
     # without lookups: exactly runs.plan_steps
     assert steps_with_lookups(chain, {}, 8) == list(plan_steps(chain, 8))
+
+
+class _FakeMap:
+    class spec:  # noqa: N801 - mimics Map.spec
+        max_entries = 10**6
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_in_place_replace_keeps_first_match(seed: int) -> None:
+    from bpfilter.backend.lookup_update import LiveLookup
+
+    gen = classbench(400, seed=seed)
+    table = table_of(restore_text(gen))
+    (lk,) = plan_lookups(table, lambda c, n: n, 16).values()
+    live = LiveLookup(lk, _FakeMap(), _FakeMap())  # type: ignore[arg-type]
+    rng = random.Random(seed)
+    fresh = classbench(600, seed=seed + 100)[400:]
+    done = 0
+    for new in fresh[:60]:
+        pos = rng.randrange(len(gen))
+        (rule,) = rules_of([new.line()])
+        patch = live.plan_replace(pos, rule)
+        if patch is None:
+            continue
+        live.apply(pos, patch)
+        gen[pos] = new
+        done += 1
+    assert done >= 20  # the rest need a recompile (see lookup_update.py)
+    boxes = boxes_of(rules_of([r.line() for r in gen]))
+    for _ in range(3000):
+        b = rng.choice(boxes)
+        p = tuple(rng.randint(lo, hi) for lo, hi in zip(b.lo, b.hi, strict=True))
+        want, got = linear(boxes, p), live.classify(p)
+        assert (want and (want.rule, want.action)) == (got and (got.rule, got.action))
