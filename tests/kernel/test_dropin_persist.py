@@ -185,3 +185,27 @@ def test_pins_vanished_restore_attaches_anew(pair: Pair, tmp_path: Path) -> None
     assert "MISSING" not in p.bpf("bpfilter", "status").stdout
     assert not p.delivered(0, 7003)
     assert p.delivered(0, 7001)  # the old links went with their pins: nothing left over
+
+
+def test_netfilter_persistent_plugin_end_to_end(pair: Pair, tmp_path: Path) -> None:
+    """The plugin as netfilter-persistent runs it, with the real bpfilter, in a namespace."""
+    from bpfilter.cli import DATA_DIR
+
+    p = pair
+    p.link(0)
+    rules = tmp_path / "etc-iptables"
+    rules.mkdir()
+    (rules / "rules.v4").write_text(RULES)
+    env = {**p.env, "BPFILTER_RULES_DIR": str(rules), "PATH": f"{BIN}:/usr/sbin:/usr/bin"}
+    plugin = str(DATA_DIR / "netfilter-persistent" / "15-bpfilter")
+    r = run_in(p.b, [plugin, "start"], env=env)
+    assert r.rc == 0, r.stderr
+    assert not p.delivered(0, 7001) and p.delivered(0, 7000)
+    r = run_in(p.b, [plugin, "save"], env=env)
+    assert r.rc == 0, r.stderr
+    assert (rules / "rules.v4").read_text() == p.bpf("bpfilter-save").stdout
+    assert not (rules / "rules.v6").exists()  # nothing loaded for IPv6: no empty file
+    r = run_in(p.b, [plugin, "flush"], env=env)
+    assert r.rc == 0, r.stderr
+    assert p.delivered(0, 7001)
+    assert p.bpf("bpfilter", "status").stdout.strip() == "nothing loaded"

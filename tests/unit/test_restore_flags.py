@@ -72,3 +72,12 @@ def test_help_and_version(capsys) -> None:
     assert out.startswith("Usage: ") and "--hook" in out and "[ --noflush ]" in out
     assert cli.restore_main(["-V"]) == 0
     assert capsys.readouterr().out.endswith(" v1.8.9 (bpfilter)\n")
+
+
+def test_speaks_as_iptables_restore_when_installed_under_that_name(monkeypatch, capsys) -> None:
+    monkeypatch.setattr("sys.argv", ["/usr/sbin/iptables-restore"])
+    assert cli.restore_main(["-x"]) == 1
+    assert capsys.readouterr().err.startswith("iptables-restore: invalid option -- 'x'\n")
+    monkeypatch.setattr("sys.argv", ["/usr/bin/python3"])  # e.g. python -m: own name
+    assert cli.restore_main(["-x"]) == 1
+    assert capsys.readouterr().err.startswith("bpfilter-restore: invalid option")
