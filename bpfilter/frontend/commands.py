@@ -141,7 +141,7 @@ def _ext_longopts(ext: Extension, index: int) -> tuple[LongOpt, ...]:
         # word is taken by _ext_option when it does not start with '-' or '!'.
         found = tuple(
             LongOpt(n, REQUIRED_ARGUMENT if spec.takes_argument
-                    and not getattr(spec, "optional_arg", False) else NO_ARGUMENT,
+                    and not spec.optional_arg else NO_ARGUMENT,
                     (index, spec))
             for spec in ext.options for n in (spec.name, *spec.aliases))
         _TEMPLATES[key] = found
@@ -554,8 +554,8 @@ def _ext_option(entry: _Loaded, ospec: OptionSpec, optarg: str | None, invert: b
     if not ospec.multi and any(o.name == ospec.name for o in entry.options):
         raise _err(f'{ext.name}: option "--{ospec.name}" can only be used once.')
     value: object = True
-    if getattr(ospec, "optional_arg", False) and ospec.parse is not None:
-        # (H3) libxt_rateest takes the next word unless it starts with '-' or '!'.
+    if ospec.optional_arg and ospec.parse is not None:
+        # libxt_rateest takes the next word unless it starts with '-' or '!'.
         opt_args = [g.argv[_bump(g)]] if _has_arg(g) else []
         entry.options.append(Option(ospec.name, ospec.parse(opt_args, ctx), invert))
         return

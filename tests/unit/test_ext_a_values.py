@@ -7,11 +7,11 @@ import ipaddress
 import pytest
 
 from bpfilter.frontend.errors import RestoreError
-from bpfilter.frontend.extensions._xtc import HostMask
 from bpfilter.frontend.extensions.hashlimit import HashlimitRate
 from bpfilter.frontend.extensions.iprange import AddrRange
 from bpfilter.frontend.extensions.ipset import SetRef
 from bpfilter.frontend.extensions.types import NumRange, PortRange, ValueMask
+from bpfilter.frontend.netparse import HostMask
 from bpfilter.frontend.parser import parse_restore
 from bpfilter.ir import Family, Rule
 

@@ -18,7 +18,7 @@ from bpfilter.frontend.extensions.types import (
     try_number,
 )
 from bpfilter.frontend.getopt import NON_OPTION, UNKNOWN, GetOpt, LongOpt, parse_optstring
-from bpfilter.frontend.netparse import format_address, ntop6, parse_addresses, parse_protocol
+from bpfilter.frontend.netparse import format_address, inet_ntop, parse_addresses, parse_protocol
 from bpfilter.ir import Family
 
 
@@ -94,7 +94,7 @@ def test_addresses():
     ("::1", "::1"), ("2001:db8::", "2001:db8::"), ("::", "::"),
 ])
 def test_inet_ntop6(addr, text):
-    assert ntop6(ipaddress.IPv6Address(addr)) == text
+    assert inet_ntop(ipaddress.IPv6Address(addr)) == text
 
 
 def test_protocols():

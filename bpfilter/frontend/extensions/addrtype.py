@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bpfilter.frontend.extensions._acommon import own_hooks, parse_keyword_list
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -22,6 +21,8 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.options import parse_keyword_list
+from bpfilter.frontend.extensions.placement import own_hooks
 from bpfilter.ir import Family, Option
 
 ADDR_TYPES = ("UNSPEC", "UNICAST", "LOCAL", "BROADCAST", "ANYCAST", "MULTICAST", "BLACKHOLE",

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import PlacedExtension
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import KernelPlaced
 from bpfilter.ir import Option
 
 AUDIT_TYPES = ("accept", "drop", "reject")
@@ -22,7 +22,7 @@ def _type(args: Sequence[str], ctx: ParseContext) -> str:
 
 
 @register
-class AUDIT(PlacedExtension):
+class AUDIT(KernelPlaced):
     name = "AUDIT"
     kind = "target"
     options = (OptionSpec("type", _type),)

@@ -54,6 +54,10 @@ class OptionSpec:
     aliases: tuple[str, ...] = ()
     nargs: int = 1
     multi: bool = False  # may be given more than once
+    # The argument may be left out (libxt_rateest's ``--rateest-bps [rate]``): the
+    # parser passes the next word unless there is none or it starts with '-' or '!',
+    # and ``parse`` then gets an empty argument list.
+    optional_arg: bool = False
 
     @property
     def takes_argument(self) -> bool:
@@ -175,6 +179,8 @@ def all_extensions() -> list[Extension]:
 
 
 _loaded = False
+# Modules of this package that hold shared helpers, not extensions.
+_HELPER_MODULES = frozenset({"base", "types", "options", "placement"})
 
 
 def _load_all() -> None:
@@ -189,7 +195,7 @@ def _load_all() -> None:
     import bpfilter.frontend.extensions as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name not in ("base", "types") and not info.name.startswith("_"):
+        if info.name not in _HELPER_MODULES and not info.name.startswith("_"):
             try:
                 importlib.import_module(f"{pkg.__name__}.{info.name}")
             except Exception as exc:  # one broken module must not hide all others

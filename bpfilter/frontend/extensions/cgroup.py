@@ -11,22 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import (
-    INPUT,
-    OUTPUT,
-    POSTROUTING,
-    KernelPlaced,
-    parse_uint,
-    put_string,
-    save_string,
-)
 from bpfilter.frontend.extensions.base import (
     ExtensionError,
     OptionSpec,
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT32_MAX
+from bpfilter.frontend.extensions.placement import INPUT, OUTPUT, POSTROUTING, KernelPlaced
+from bpfilter.frontend.extensions.types import UINT32_MAX, parse_uint, put_string, save_string
 from bpfilter.ir import Option
 
 PATH_MAX = 4096

@@ -5,16 +5,16 @@ Value: ``checksum-fill`` (True), mandatory.
 
 from __future__ import annotations
 
-from bpfilter.frontend.extensions._bcommon import PlacedExtension
 from bpfilter.frontend.extensions.base import OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import KernelPlaced
 from bpfilter.ir import Option
 
 
 @register
-class CHECKSUM(PlacedExtension):
+class CHECKSUM(KernelPlaced):
     name = "CHECKSUM"
     kind = "target"
-    valid_tables = frozenset({"mangle"})
+    valid_tables = ("mangle",)
     options = (OptionSpec("checksum-fill"),)
 
     def complete(self, found: dict[str, Option], ctx: ParseContext) -> tuple[Option, ...]:

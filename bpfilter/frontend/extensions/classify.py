@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import FORWARD, OUTPUT, POSTROUTING, PlacedExtension
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import FORWARD, OUTPUT, POSTROUTING, KernelPlaced
 from bpfilter.ir import Option
 
 _HEX = re.compile(r"[ \t\n\v\f\r]*([+-]?)(?:0[xX](?=[0-9a-fA-F]))?([0-9a-fA-F]+)")
@@ -48,7 +48,7 @@ def _parse(args: Sequence[str], ctx: ParseContext) -> int:
 
 
 @register
-class CLASSIFY(PlacedExtension):
+class CLASSIFY(KernelPlaced):
     name = "CLASSIFY"
     kind = "target"
     valid_hooks = frozenset({FORWARD, OUTPUT, POSTROUTING})

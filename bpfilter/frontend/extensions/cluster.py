@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import by_name, must_have, parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -18,7 +17,8 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT32_MAX
+from bpfilter.frontend.extensions.options import by_name, must_have
+from bpfilter.frontend.extensions.types import UINT32_MAX, parse_uint
 from bpfilter.ir import Option
 
 NODES_MAX = 32

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import by_name, must_have, parse_mint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -20,7 +19,8 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT64_MAX, NumRange
+from bpfilter.frontend.extensions.options import by_name, must_have
+from bpfilter.frontend.extensions.types import UINT64_MAX, NumRange, parse_mint
 from bpfilter.ir import Option
 
 MODES = ("packets", "bytes", "avgpkt")

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._acommon import exclusive
-from bpfilter.frontend.extensions._xtc import parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -25,7 +23,8 @@ from bpfilter.frontend.extensions.base import (
     register,
 )
 from bpfilter.frontend.extensions.mark import MARK_OPS, markmask, xmark_of
-from bpfilter.frontend.extensions.types import UINT32_MAX
+from bpfilter.frontend.extensions.options import exclusive
+from bpfilter.frontend.extensions.types import UINT32_MAX, parse_uint
 from bpfilter.ir import Option
 
 

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._acommon import format_hostmask, parse_keyword_list
-from bpfilter.frontend.extensions._bcommon import parse_hostmask
-from bpfilter.frontend.extensions._xtc import HostMask, parse_mint, parse_mport
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -29,8 +26,15 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT32_MAX, NumRange, PortRange
-from bpfilter.frontend.netparse import parse_protocol
+from bpfilter.frontend.extensions.options import parse_keyword_list
+from bpfilter.frontend.extensions.types import (
+    UINT32_MAX,
+    NumRange,
+    PortRange,
+    parse_mint,
+    parse_mport,
+)
+from bpfilter.frontend.netparse import HostMask, format_hostmask, parse_hostmask, parse_protocol
 from bpfilter.ir import Option
 
 # Parse order (first abbreviation wins) and print order differ, as in libxt_conntrack.

@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bpfilter.frontend.extensions._bcommon import (
+from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import (
     IPPROTO_TCP,
     IPPROTO_UDP,
-    PlacedExtension,
+    KernelPlaced,
     family_prefix,
 )
-from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
 from bpfilter.frontend.extensions.types import UINT16_MAX, try_number
 from bpfilter.ir import Family, Option
 
@@ -98,12 +98,12 @@ def _string(args: Sequence[str], ctx: ParseContext) -> str:
 
 
 @register
-class CT(PlacedExtension):
+class CT(KernelPlaced):
     """Sets up the connection tracking of a packet before conntrack sees it."""
 
     name = "CT"
     kind = "target"
-    valid_tables = frozenset({"raw"})
+    valid_tables = ("raw",)
     options = (
         OptionSpec("notrack"),
         OptionSpec("helper", _string),
@@ -168,12 +168,12 @@ class CT(PlacedExtension):
 
 
 @register
-class NOTRACK(PlacedExtension):
+class NOTRACK(KernelPlaced):
     """``-j NOTRACK``: the same as ``-j CT --notrack``, printed under its own name."""
 
     name = "NOTRACK"
     kind = "target"
-    valid_tables = frozenset({"raw"})
+    valid_tables = ("raw",)
     options = ()
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:

@@ -10,12 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import (
-    format_range,
-    parse_mport,
-    parse_uint,
-    require_protocol,
-)
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -23,9 +17,10 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.placement import IPPROTO_DCCP, require_protocol
+from bpfilter.frontend.extensions.types import parse_mport, parse_uint
 from bpfilter.ir import Option
 
-IPPROTO_DCCP = 33
 TYPES = ("REQUEST", "RESPONSE", "DATA", "ACK", "DATAACK", "CLOSEREQ", "CLOSE", "RESET",
          "SYNC", "SYNCACK", "INVALID")
 
@@ -61,7 +56,7 @@ class DccpMatch(Extension):
     )
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
-        require_protocol(ctx, IPPROTO_DCCP, "dccp")
+        require_protocol(ctx, IPPROTO_DCCP, "dccp match")
         return super().finalize(options, ctx)
 
     def format_value(self, opt: Option) -> str:
@@ -69,4 +64,4 @@ class DccpMatch(Extension):
             return ",".join(TYPES[t] for t in sorted(opt.value))
         if opt.name == "dccp-option":
             return str(opt.value)
-        return format_range(opt.value)
+        return str(opt.value)

@@ -11,17 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bpfilter.frontend.extensions._xtc import (
-    FORWARD,
-    INPUT,
-    OUTPUT,
-    POSTROUTING,
-    PREROUTING,
-    builtin_hooks,
-    check_hook_set,
-    format_val_mask_lmap,
-    parse_val_mask_lmap,
-)
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -29,7 +18,16 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import ValueMask
+from bpfilter.frontend.extensions.placement import (
+    FORWARD,
+    INPUT,
+    OUTPUT,
+    POSTROUTING,
+    PREROUTING,
+    check_hooks_allowed,
+    own_hooks,
+)
+from bpfilter.frontend.extensions.types import ValueMask, format_val_mask_lmap, parse_val_mask_lmap
 from bpfilter.ir import Family, Option
 
 GROUPS = "/etc/iproute2/group"
@@ -58,16 +56,16 @@ class DevgroupMatch(Extension):
             raise ExtensionError(
                 "devgroup match: You must specify either '--src-group' or '--dst-group'"
             )
-        self._check(names, builtin_hooks(ctx), ctx.family)
+        self._check(names, own_hooks(ctx), ctx.family)
         return super().finalize(options, ctx)
 
     @staticmethod
     def _check(names: set[str], hooks: Iterable[str], family: Family) -> None:
         hooks = tuple(hooks)
         if "src-group" in names:
-            check_hook_set(hooks, SRC_HOOKS, family, "devgroup (--src-group)")
+            check_hooks_allowed("devgroup (--src-group)", "match", hooks, SRC_HOOKS, family)
         if "dst-group" in names:
-            check_hook_set(hooks, DST_HOOKS, family, "devgroup (--dst-group)")
+            check_hooks_allowed("devgroup (--dst-group)", "match", hooks, DST_HOOKS, family)
 
     def format_value(self, opt: Option) -> str:
         return format_val_mask_lmap(opt.value.value, opt.value.mask, GROUPS)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import PlacedExtension
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import KernelPlaced
 from bpfilter.frontend.extensions.types import try_number
 from bpfilter.ir import Option
 
@@ -51,12 +51,12 @@ def _dscp_class(args: Sequence[str], ctx: ParseContext) -> int:
 
 
 @register
-class DSCP(PlacedExtension):
+class DSCP(KernelPlaced):
     """Sets the DSCP bits of the IPv4 TOS / IPv6 traffic class (mangle table)."""
 
     name = "DSCP"
     kind = "target"
-    valid_tables = frozenset({"mangle"})
+    valid_tables = ("mangle",)
     options = (
         OptionSpec("set-dscp", _dscp_number("DSCP", "set-dscp")),
         OptionSpec("set-dscp-class", _dscp_class),
@@ -74,7 +74,7 @@ class DSCP(PlacedExtension):
 
 
 @register
-class DscpMatch(PlacedExtension):
+class DscpMatch(KernelPlaced):
     """``-m dscp [!] --dscp N`` / ``[!] --dscp-class NAME``."""
 
     name = "dscp"

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import IPPROTO_TCP, PlacedExtension, family_prefix
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import IPPROTO_TCP, KernelPlaced, family_prefix
 from bpfilter.frontend.extensions.types import try_number
 from bpfilter.ir import Family, Option
 
@@ -42,13 +42,13 @@ def _is_tcp(ctx: ParseContext) -> bool:
 
 
 @register
-class ECN(PlacedExtension):
+class ECN(KernelPlaced):
     """Rewrites ECN bits (IPv4 only, mangle table)."""
 
     name = "ECN"
     kind = "target"
     families = frozenset({Family.IPV4})
-    valid_tables = frozenset({"mangle"})
+    valid_tables = ("mangle",)
     options = (
         OptionSpec("ecn-tcp-remove"),
         OptionSpec("ecn-tcp-ece", _uint("ECN", "ecn-tcp-ece", 1)),
@@ -86,7 +86,7 @@ class ECN(PlacedExtension):
 
 
 @register
-class EcnMatch(PlacedExtension):
+class EcnMatch(KernelPlaced):
     """``-m ecn``: TCP ECE/CWR flags and the IP ECN field."""
 
     name = "ecn"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import FORWARD, INPUT, PREROUTING, KernelPlaced
 from bpfilter.frontend.extensions.base import ParseContext, register
+from bpfilter.frontend.extensions.placement import FORWARD, INPUT, PREROUTING, KernelPlaced
 from bpfilter.ir import Family, Option
 
 

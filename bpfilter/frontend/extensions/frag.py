@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import format_range, parse_range_rc, parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -20,7 +19,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT32_MAX, NumRange
+from bpfilter.frontend.extensions.types import UINT32_MAX, NumRange, parse_range_rc, parse_uint
 from bpfilter.ir import Family, Option
 
 FULL = NumRange(0, UINT32_MAX)
@@ -61,7 +60,7 @@ class FragMatch(Extension):
             neg = "! " if o.negated else ""
             if o.name == "fragid":
                 if o.value != FULL:
-                    parts.append(f"{neg}--fragid {format_range(o.value)}")
+                    parts.append(f"{neg}--fragid {str(o.value)}")
             elif o.name == "fraglen":
                 parts.append(f"{neg}--fraglen {o.value}")
             else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bpfilter.frontend.extensions._xtc import parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -29,7 +28,7 @@ from bpfilter.frontend.extensions.base import (
     register,
 )
 from bpfilter.frontend.extensions.limit import atoi, format_rate, rate_unit
-from bpfilter.frontend.extensions.types import UINT32_MAX, UINT64_MAX, strtoul
+from bpfilter.frontend.extensions.types import UINT32_MAX, UINT64_MAX, parse_uint, strtoul
 from bpfilter.ir import Family, Option
 
 SCALE = 1_000_000  # XT_HASHLIMIT_SCALE_v2

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import PlacedExtension, family_prefix, parse_host
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import KernelPlaced, family_prefix
 from bpfilter.frontend.extensions.types import UINT16_MAX, UINT32_MAX, try_number
+from bpfilter.frontend.netparse import parse_host
 from bpfilter.ir import Option
 
 TUPLE_WORDS = ("ct", "src", "dst", "sport", "dport", "proto", "spi")
@@ -94,7 +95,7 @@ def _tuple(args: Sequence[str], ctx: ParseContext) -> frozenset[str]:
 
 
 @register
-class HMARK(PlacedExtension):
+class HMARK(KernelPlaced):
     name = "HMARK"
     kind = "target"
     options = (

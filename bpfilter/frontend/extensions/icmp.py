@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bpfilter.frontend.extensions._ports import require_proto
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -19,6 +18,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.placement import require_protocol
 from bpfilter.frontend.extensions.types import try_number
 from bpfilter.ir import Family, Option
 
@@ -104,7 +104,7 @@ class IcmpMatch(Extension):
                           invert=True),)
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
-        require_proto(ctx, 1, "icmp")
+        require_protocol(ctx, 1, "icmp match")
         if not options:
             raise ExtensionError('icmp: option "--icmp-type" must be specified')
         return tuple(options)

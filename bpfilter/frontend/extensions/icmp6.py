@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._ports import require_proto
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -17,6 +16,7 @@ from bpfilter.frontend.extensions.base import (
     register,
 )
 from bpfilter.frontend.extensions.icmp import parse_icmp_type, save_icmp_type
+from bpfilter.frontend.extensions.placement import require_protocol
 from bpfilter.ir import Family, Option
 
 ICMPV6_CODES: tuple[tuple[str, int, int, int], ...] = (
@@ -48,7 +48,7 @@ class Icmp6Match(Extension):
                           invert=True),)
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
-        require_proto(ctx, 58, "icmp6")
+        require_protocol(ctx, 58, "icmp6 match")
         if not options:
             raise ExtensionError('icmp6: option "--icmpv6-type" must be specified')
         return tuple(options)

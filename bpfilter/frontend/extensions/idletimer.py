@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import PlacedExtension, family_prefix
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import KernelPlaced, family_prefix
 from bpfilter.frontend.extensions.types import UINT32_MAX, try_number
 from bpfilter.ir import Option
 
@@ -32,7 +32,7 @@ def _label(args: Sequence[str], ctx: ParseContext) -> str:
 
 
 @register
-class IDLETIMER(PlacedExtension):
+class IDLETIMER(KernelPlaced):
     name = "IDLETIMER"
     kind = "target"
     options = (OptionSpec("timeout", _timeout), OptionSpec("label", _label), OptionSpec("alarm"))

@@ -11,7 +11,6 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bpfilter.frontend.extensions._bcommon import inet_ntop
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -20,7 +19,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.netparse import _ipv4_numeric, _ipv6_numeric
+from bpfilter.frontend.netparse import inet_ntop, ipv4_numeric, ipv6_numeric
 from bpfilter.ir import Family, IPAddress, Option
 
 
@@ -40,11 +39,11 @@ class AddrRange:
 
 def _addr(text: str, family: Family, opt: str) -> IPAddress:
     if family is Family.IPV4:
-        v = _ipv4_numeric(text, False)
+        v = ipv4_numeric(text, False)
         if v is not None:
             return ipaddress.IPv4Address(v)
     else:
-        v = _ipv6_numeric(text)
+        v = ipv6_numeric(text)
         if v is not None:
             return ipaddress.IPv6Address(v)
     raise ExtensionError(f'iprange: Bad value for "--{opt}" option: "{text}"')

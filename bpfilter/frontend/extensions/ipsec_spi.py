@@ -23,19 +23,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from bpfilter.frontend.extensions._xtc import (
-    format_range,
-    parse_range_rc,
-    parse_uint,
-    require_protocol,
-)
 from bpfilter.frontend.extensions.base import (
     Extension,
     OptionSpec,
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT32_MAX, NumRange
+from bpfilter.frontend.extensions.placement import require_protocol
+from bpfilter.frontend.extensions.types import UINT32_MAX, NumRange, parse_range_rc, parse_uint
 from bpfilter.ir import Family, Option
 
 IPPROTO_ESP = 50
@@ -55,7 +50,7 @@ def _save_spi(opt: Option) -> str:
     """1.8.9 prints nothing for the full range, negated or not."""
     if opt.value == FULL:
         return ""
-    return ("! " if opt.negated else "") + f"--{opt.name} {format_range(opt.value)}"
+    return ("! " if opt.negated else "") + f"--{opt.name} {str(opt.value)}"
 
 
 class _SpiMatch(Extension):
@@ -71,7 +66,7 @@ class _SpiMatch(Extension):
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
         if self._bound_to_protocol(ctx):
-            require_protocol(ctx, self.protocol, self.name)
+            require_protocol(ctx, self.protocol, f"{self.name} match")
         # An explicit full range means "any SPI": drop it, unless the default is not
         # "any" (ipcomp), where it must stay although 1.8.9 prints nothing for it.
         kept = [o for o in options if not (o.name == self.spi_option and o.value == FULL

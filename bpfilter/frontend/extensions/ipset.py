@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bpfilter.frontend.extensions._acommon import check_hooks_allowed, own_hooks
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -25,6 +24,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.placement import check_hooks_allowed, own_hooks
 from bpfilter.frontend.extensions.types import UINT32_MAX, UINT64_MAX, try_number
 from bpfilter.ir import Family, Option
 

@@ -8,14 +8,13 @@ as the kernel does). Option type 0 (Pad1) has no length.
 
 from __future__ import annotations
 
-from bpfilter.frontend.extensions._xtc import c_strtoul, parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
     OptionSpec,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT32_MAX
+from bpfilter.frontend.extensions.types import UINT32_MAX, c_strtoul, parse_uint
 from bpfilter.ir import Family, Option
 
 OPTSNR = 16

@@ -11,7 +11,6 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import by_name, must_have
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -19,6 +18,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.options import by_name, must_have
 from bpfilter.ir import Family, Option
 
 # (protocol number, name printed by iptables-save), in libip6t_ipv6header's print order.

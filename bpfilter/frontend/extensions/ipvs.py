@@ -14,7 +14,6 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import getportbyname, parse_hostmask
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -22,7 +21,8 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import try_number
+from bpfilter.frontend.extensions.types import getportbyname, try_number
+from bpfilter.frontend.netparse import parse_hostmask_plen
 from bpfilter.ir import Option
 
 
@@ -68,7 +68,7 @@ class IpvsMatch(Extension):
     options = (
         OptionSpec("ipvs", invert=True),
         OptionSpec("vproto", lambda a, c: parse_protocol(a[0]), invert=True),
-        OptionSpec("vaddr", lambda a, c: parse_hostmask(a[0], c.family, "ipvs"), invert=True),
+        OptionSpec("vaddr", lambda a, c: parse_hostmask_plen(a[0], c.family, "ipvs"), invert=True),
         OptionSpec("vport", _port("vport"), invert=True),
         OptionSpec("vdir", _choice("vdir", ("ORIGINAL", "REPLY"))),
         OptionSpec("vmethod", _choice("vmethod", ("GATE", "IPIP", "MASQ")), invert=True),

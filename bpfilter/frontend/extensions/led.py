@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import PlacedExtension
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import KernelPlaced
 from bpfilter.frontend.extensions.types import UINT32_MAX, try_number
 from bpfilter.ir import Option
 
@@ -34,7 +34,7 @@ def _delay(args: Sequence[str], ctx: ParseContext) -> int:
 
 
 @register
-class LED(PlacedExtension):
+class LED(KernelPlaced):
     name = "LED"
     kind = "target"
     options = (

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import parse_range_rc
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -16,7 +15,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT16_MAX, NumRange
+from bpfilter.frontend.extensions.types import UINT16_MAX, NumRange, parse_range_rc
 from bpfilter.ir import Option
 
 

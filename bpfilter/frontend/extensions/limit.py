@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -18,6 +17,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.types import parse_uint
 from bpfilter.ir import Option
 
 XT_LIMIT_SCALE = 10000

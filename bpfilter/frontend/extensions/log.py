@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import save_string
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -18,7 +17,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import try_number
+from bpfilter.frontend.extensions.types import save_string, try_number
 from bpfilter.ir import Option
 
 PREFIX_MAX = 29

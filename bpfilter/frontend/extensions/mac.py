@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bpfilter.frontend.extensions._acommon import check_hooks_allowed, own_hooks
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -16,6 +15,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.placement import check_hooks_allowed, own_hooks
 from bpfilter.ir import Family, Option
 
 HOOKS = ("PREROUTING", "INPUT", "FORWARD")

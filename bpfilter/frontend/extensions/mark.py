@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._acommon import exclusive
-from bpfilter.frontend.extensions._xtc import parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -21,7 +19,8 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT32_MAX, ValueMask, parse_value_mask
+from bpfilter.frontend.extensions.options import exclusive
+from bpfilter.frontend.extensions.types import UINT32_MAX, ValueMask, parse_uint, parse_value_mask
 from bpfilter.ir import Option
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import format_range, require_protocol
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -17,6 +16,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.placement import require_protocol
 from bpfilter.frontend.extensions.types import UINT8_MAX, NumRange, try_number
 from bpfilter.ir import Family, Option
 
@@ -68,10 +68,10 @@ class MhMatch(Extension):
     options = (OptionSpec("mh-type", parse_types, invert=True),)
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
-        require_protocol(ctx, IPPROTO_MH, "mh")
+        require_protocol(ctx, IPPROTO_MH, "mh match")
         kept = [o for o in options if not (o.value == FULL and not o.negated)]
         return super().finalize(kept, ctx)
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:
-        return " ".join(("! " if o.negated else "") + f"--mh-type {format_range(o.value)}"
+        return " ".join(("! " if o.negated else "") + f"--mh-type {str(o.value)}"
                         for o in options if o.value != FULL)

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from bpfilter.frontend.extensions._bcommon import (
+from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import (
     INPUT,
     IPPROTO_DCCP,
     IPPROTO_ICMP,
@@ -33,15 +34,11 @@ from bpfilter.frontend.extensions._bcommon import (
     OUTPUT,
     POSTROUTING,
     PREROUTING,
-    PlacedExtension,
-    inet_ntop,
-    inet_pton,
-    mask_to_cidr,
-    parse_hostmask,
+    KernelPlaced,
     proto_number,
 )
-from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
 from bpfilter.frontend.extensions.types import UINT16_MAX, PortRange, service_to_port, strtoul
+from bpfilter.frontend.netparse import inet_ntop, inet_pton, mask_to_cidr, parse_hostmask
 from bpfilter.ir import Address, Family, IPAddress, Option
 
 PORT_PROTOCOLS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, IPPROTO_DCCP, IPPROTO_ICMP})
@@ -184,11 +181,11 @@ def _parse_to_ports(args: Sequence[str], ctx: ParseContext) -> NatRange:
     return NatRange(None, None, ports, base)
 
 
-class _NatTarget(PlacedExtension):
+class _NatTarget(KernelPlaced):
     """Common save: the range option, then the flags in kernel order."""
 
     kind = "target"
-    valid_tables = frozenset({"nat"})
+    valid_tables = ("nat",)
     range_option: ClassVar[str] = ""
     # Where the kernel structure keeps the shifted-map base (DNAT revision 2 only).
     keeps_base: ClassVar[bool] = False
@@ -279,12 +276,12 @@ def _parse_netmap(args: Sequence[str], ctx: ParseContext) -> Address:
 
 
 @register
-class NETMAP(PlacedExtension):
+class NETMAP(KernelPlaced):
     """1:1 network mapping (any nat chain)."""
 
     name = "NETMAP"
     kind = "target"
-    valid_tables = frozenset({"nat"})
+    valid_tables = ("nat",)
     options = (OptionSpec("to", _parse_netmap),)
 
     def complete(self, found: dict[str, Option], ctx: ParseContext) -> tuple[Option, ...]:

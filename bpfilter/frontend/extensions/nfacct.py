@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import by_name, must_have, put_string, save_string
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -18,6 +17,8 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.options import by_name, must_have
+from bpfilter.frontend.extensions.types import put_string, save_string
 from bpfilter.ir import Option
 
 NFACCT_NAME_MAX = 32

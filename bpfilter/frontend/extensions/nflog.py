@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._acommon import exclusive
-from bpfilter.frontend.extensions._xtc import parse_uint, save_string
 from bpfilter.frontend.extensions.base import (
     Extension,
     OptionParser,
@@ -20,7 +18,8 @@ from bpfilter.frontend.extensions.base import (
     register,
 )
 from bpfilter.frontend.extensions.log import parse_prefix
-from bpfilter.frontend.extensions.types import UINT16_MAX, UINT32_MAX
+from bpfilter.frontend.extensions.options import exclusive
+from bpfilter.frontend.extensions.types import UINT16_MAX, UINT32_MAX, parse_uint, save_string
 from bpfilter.ir import Option
 
 PREFIX_MAX = 63

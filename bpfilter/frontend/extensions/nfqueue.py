@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._acommon import exclusive
-from bpfilter.frontend.extensions._xtc import parse_mint, parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -18,7 +16,8 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT16_MAX, NumRange
+from bpfilter.frontend.extensions.options import exclusive
+from bpfilter.frontend.extensions.types import UINT16_MAX, NumRange, parse_mint, parse_uint
 from bpfilter.ir import Option
 
 

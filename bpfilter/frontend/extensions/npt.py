@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import (
+from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import (
     INPUT,
     OUTPUT,
     POSTROUTING,
     PREROUTING,
-    PlacedExtension,
-    inet_ntop,
-    mask_to_cidr,
-    parse_hostmask,
+    KernelPlaced,
 )
-from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.netparse import inet_ntop, mask_to_cidr, parse_hostmask
 from bpfilter.ir import Address, Family, Option
 
 
@@ -31,10 +29,10 @@ def _prefix(opt: str):
     return parse
 
 
-class _NPT(PlacedExtension):
+class _NPT(KernelPlaced):
     kind = "target"
     families = frozenset({Family.IPV6})
-    valid_tables = frozenset({"mangle"})
+    valid_tables = ("mangle",)
     options = (OptionSpec("src-pfx", _prefix("src-pfx")), OptionSpec("dst-pfx", _prefix("dst-pfx")))
 
     def complete(self, found: dict[str, Option], ctx: ParseContext) -> tuple[Option, ...]:

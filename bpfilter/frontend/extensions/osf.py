@@ -10,25 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import (
-    FORWARD,
-    INPUT,
-    PREROUTING,
-    KernelPlaced,
-    by_name,
-    must_have,
-    parse_uint,
-    put_string,
-    require_protocol,
-)
 from bpfilter.frontend.extensions.base import (
     OptionSpec,
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.options import by_name, must_have
+from bpfilter.frontend.extensions.placement import (
+    FORWARD,
+    INPUT,
+    IPPROTO_TCP,
+    PREROUTING,
+    KernelPlaced,
+    require_protocol,
+)
+from bpfilter.frontend.extensions.types import parse_uint, put_string
 from bpfilter.ir import Option
 
-IPPROTO_TCP = 6
 MAXGENRELEN = 32
 
 
@@ -51,6 +49,6 @@ class OsfMatch(KernelPlaced):
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
         must_have(by_name(options), "genre", "osf")
-        require_protocol(ctx, IPPROTO_TCP, "osf")
+        require_protocol(ctx, IPPROTO_TCP, "osf match")
         self.check_placement(ctx)
         return super().finalize(options, ctx)

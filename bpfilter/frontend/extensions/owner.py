@@ -14,13 +14,13 @@ import grp
 import pwd
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import OUTPUT, POSTROUTING, KernelPlaced
 from bpfilter.frontend.extensions.base import (
     ExtensionError,
     OptionSpec,
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.placement import OUTPUT, POSTROUTING, KernelPlaced
 from bpfilter.frontend.extensions.types import UINT32_MAX, NumRange, strtoui_prefix
 from bpfilter.ir import Option
 

@@ -12,20 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import (
-    FORWARD,
-    INPUT,
-    POSTROUTING,
-    PREROUTING,
-    builtin_hooks,
-    check_hook_set,
-)
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
     OptionSpec,
     ParseContext,
     register,
+)
+from bpfilter.frontend.extensions.placement import (
+    FORWARD,
+    INPUT,
+    POSTROUTING,
+    PREROUTING,
+    check_hooks_allowed,
+    own_hooks,
 )
 from bpfilter.ir import Option
 
@@ -63,6 +63,7 @@ class PhysdevMatch(Extension):
         if (found.keys() & {"physdev-out", "physdev-is-out"}
                 and (bridged is None or bridged.negated)):
             # xt_physdev checkentry: the output port of locally generated packets is unknown.
-            check_hook_set(builtin_hooks(ctx), (PREROUTING, INPUT, FORWARD, POSTROUTING),
-                           ctx.family, "physdev (--physdev-out without --physdev-is-bridged)")
+            check_hooks_allowed("physdev (--physdev-out without --physdev-is-bridged)", "match",
+                                own_hooks(ctx), (PREROUTING, INPUT, FORWARD, POSTROUTING),
+                                ctx.family)
         return super().finalize(options, ctx)

@@ -15,17 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 
-from bpfilter.frontend.extensions._xtc import (
-    FORWARD,
-    INPUT,
-    OUTPUT,
-    POSTROUTING,
-    PREROUTING,
-    builtin_hooks,
-    check_hook_set,
-    parse_hostmask,
-    parse_uint,
-)
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -34,7 +23,17 @@ from bpfilter.frontend.extensions.base import (
     register,
 )
 from bpfilter.frontend.extensions.ipvs import parse_protocol
-from bpfilter.frontend.extensions.types import UINT32_MAX
+from bpfilter.frontend.extensions.placement import (
+    FORWARD,
+    INPUT,
+    OUTPUT,
+    POSTROUTING,
+    PREROUTING,
+    check_hooks_allowed,
+    own_hooks,
+)
+from bpfilter.frontend.extensions.types import UINT32_MAX, parse_uint
+from bpfilter.frontend.netparse import parse_hostmask_plen
 from bpfilter.ir import Family, Negatable, Option
 
 MAX_ELEM = 4
@@ -96,9 +95,9 @@ class PolicyMatch(Extension):
         OptionSpec("proto", _proto, invert=True, multi=True),
         OptionSpec("mode", _choice("mode", ("transport", "tunnel"),
                                    "policy match: invalid mode"), invert=True, multi=True),
-        OptionSpec("tunnel-src", lambda a, c: parse_hostmask(a[0], c.family, "policy"),
+        OptionSpec("tunnel-src", lambda a, c: parse_hostmask_plen(a[0], c.family, "policy"),
                    invert=True, multi=True),
-        OptionSpec("tunnel-dst", lambda a, c: parse_hostmask(a[0], c.family, "policy"),
+        OptionSpec("tunnel-dst", lambda a, c: parse_hostmask_plen(a[0], c.family, "policy"),
                    invert=True, multi=True),
         OptionSpec("next", multi=True),
         # Canonical form only: what finalize produces (never typed by users).
@@ -149,7 +148,7 @@ class PolicyMatch(Extension):
                 raise ExtensionError(
                     "policy match: --tunnel-src/--tunnel-dst is only valid in tunnel mode"
                 )
-        self._check(direction, builtin_hooks(ctx), ctx.family)
+        self._check(direction, own_hooks(ctx), ctx.family)
         out = [Option("dir", direction), Option("pol", pol or "ipsec")]
         if strict:
             out.append(Option("strict"))
@@ -160,7 +159,7 @@ class PolicyMatch(Extension):
     def _check(direction: str, hooks: Iterable[str], family: Family) -> None:
         valid = ({PREROUTING, INPUT, FORWARD} if direction == "in"
                  else {FORWARD, OUTPUT, POSTROUTING})
-        check_hook_set(hooks, valid, family, f"policy (--dir {direction})")
+        check_hooks_allowed(f"policy (--dir {direction})", "match", hooks, valid, family)
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:
         parts: list[str] = []

@@ -21,14 +21,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import (
-    OptionalArgSpec,
-    PlacedExtension,
-    c_unsigned,
-    strtod,
-)
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
-from bpfilter.frontend.extensions.types import UINT32_MAX, try_number
+from bpfilter.frontend.extensions.placement import KernelPlaced
+from bpfilter.frontend.extensions.types import UINT32_MAX, c_unsigned, strtod, try_number
 from bpfilter.ir import Option
 
 USEC_PER_SEC = 1_000_000
@@ -79,7 +74,7 @@ def _time(opt: str):
 
 
 @register
-class RATEEST(PlacedExtension):
+class RATEEST(KernelPlaced):
     """Creates (or feeds) a named rate estimator; continues the chain walk."""
 
     name = "RATEEST"
@@ -168,7 +163,7 @@ def _opt_pps(args: Sequence[str], ctx: ParseContext) -> int | None:
 
 
 @register
-class RateestMatch(PlacedExtension):
+class RateestMatch(KernelPlaced):
     """``-m rateest``: compares estimator rates (absolute, relative, or as deltas)."""
 
     name = "rateest"
@@ -176,13 +171,13 @@ class RateestMatch(PlacedExtension):
     options = (
         OptionSpec("rateest-delta"),
         OptionSpec("rateest1", _name, aliases=("rateest",)),
-        OptionalArgSpec("rateest-bps1", _opt_rate),
-        OptionalArgSpec("rateest-pps1", _opt_pps),
+        OptionSpec("rateest-bps1", _opt_rate, optional_arg=True),
+        OptionSpec("rateest-pps1", _opt_pps, optional_arg=True),
         OptionSpec("rateest-lt", invert=True),
         OptionSpec("rateest-gt", invert=True),
         OptionSpec("rateest-eq", invert=True),
-        OptionalArgSpec("rateest-bps2", _opt_rate, aliases=("rateest-bps",)),
-        OptionalArgSpec("rateest-pps2", _opt_pps, aliases=("rateest-pps",)),
+        OptionSpec("rateest-bps2", _opt_rate, aliases=("rateest-bps",), optional_arg=True),
+        OptionSpec("rateest-pps2", _opt_pps, aliases=("rateest-pps",), optional_arg=True),
         OptionSpec("rateest2", _name),
     )
 

@@ -9,19 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import (
-    FORWARD,
-    INPUT,
-    OUTPUT,
-    POSTROUTING,
-    KernelPlaced,
-    by_name,
-    format_val_mask_lmap,
-    must_have,
-    parse_val_mask_lmap,
-)
 from bpfilter.frontend.extensions.base import OptionSpec, ParseContext, register
-from bpfilter.frontend.extensions.types import ValueMask
+from bpfilter.frontend.extensions.options import by_name, must_have
+from bpfilter.frontend.extensions.placement import FORWARD, INPUT, OUTPUT, POSTROUTING, KernelPlaced
+from bpfilter.frontend.extensions.types import ValueMask, format_val_mask_lmap, parse_val_mask_lmap
 from bpfilter.ir import Family, Option
 
 REALMS = "/etc/iproute2/rt_realms"

@@ -15,8 +15,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import inet_ntop, parse_host
-from bpfilter.frontend.extensions._xtc import parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -24,7 +22,8 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT32_MAX
+from bpfilter.frontend.extensions.types import UINT32_MAX, parse_uint
+from bpfilter.frontend.netparse import inet_ntop, parse_host
 from bpfilter.ir import Family, IPAddress, Option
 
 COMMANDS = ("set", "rcheck", "update", "remove")

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bpfilter.frontend.extensions._acommon import (
-    check_hooks_allowed,
-    check_table,
-    own_hooks,
-    require_tcp,
-)
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
     OptionSpec,
     ParseContext,
     register,
+)
+from bpfilter.frontend.extensions.placement import (
+    IPPROTO_TCP,
+    check_hooks_allowed,
+    check_table,
+    own_hooks,
+    require_protocol,
 )
 from bpfilter.ir import Family, Option
 
@@ -72,7 +73,7 @@ class RejectTarget(Extension):
             else "icmp-port-unreachable"
         opt = options[-1] if options else Option("reject-with", default)
         if opt.value == "tcp-reset":
-            require_tcp(ctx, "REJECT target: TCP_RESET invalid for non-tcp")
+            require_protocol(ctx, IPPROTO_TCP, "REJECT target: TCP_RESET invalid for non-tcp")
         check_table("REJECT", "target", ctx.table, ("filter",), ctx.family)
         check_hooks_allowed("REJECT", "target", own_hooks(ctx), HOOKS, ctx.family)
         return (opt,)

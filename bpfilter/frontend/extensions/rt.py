@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import format_range, parse_range_rc, parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -20,7 +19,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT32_MAX, NumRange
+from bpfilter.frontend.extensions.types import UINT32_MAX, NumRange, parse_range_rc, parse_uint
 from bpfilter.ir import Family, Option
 
 FULL = NumRange(0, UINT32_MAX)
@@ -80,7 +79,7 @@ class RtMatch(Extension):
             neg = "! " if o.negated else ""
             if o.name == "rt-segsleft":
                 if o.value != FULL:
-                    parts.append(f"{neg}--rt-segsleft {format_range(o.value)}")
+                    parts.append(f"{neg}--rt-segsleft {str(o.value)}")
             elif o.name in ("rt-type", "rt-len"):
                 parts.append(f"{neg}--{o.name} {o.value}")
             elif o.name == "rt-0-addrs":

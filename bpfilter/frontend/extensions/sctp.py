@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bpfilter.frontend.extensions._xtc import require_protocol
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -21,10 +20,9 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.placement import IPPROTO_SCTP, require_protocol
 from bpfilter.frontend.extensions.types import PortRange, format_port_range, parse_port_range
 from bpfilter.ir import Option
-
-IPPROTO_SCTP = 132
 
 # (name, chunk type, valid flag letters from bit 7 down to bit 0), in libxt_sctp's order.
 CHUNKS: tuple[tuple[str, int, str], ...] = (
@@ -146,7 +144,7 @@ class SctpMatch(Extension):
     )
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
-        require_protocol(ctx, IPPROTO_SCTP, "sctp")
+        require_protocol(ctx, IPPROTO_SCTP, "sctp match")
         return super().finalize(options, ctx)
 
     def format_value(self, opt: Option) -> str:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import PlacedExtension
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import KernelPlaced
 from bpfilter.ir import Option
 
 SECCTX_MAX = 256
@@ -24,10 +24,10 @@ def _selctx(args: Sequence[str], ctx: ParseContext) -> str:
 
 
 @register
-class SECMARK(PlacedExtension):
+class SECMARK(KernelPlaced):
     name = "SECMARK"
     kind = "target"
-    valid_tables = frozenset({"mangle", "security"})
+    valid_tables = ("mangle", "security")
     options = (OptionSpec("selctx", _selctx),)
 
     def complete(self, found: dict[str, Option], ctx: ParseContext) -> tuple[Option, ...]:
@@ -36,10 +36,10 @@ class SECMARK(PlacedExtension):
 
 
 @register
-class CONNSECMARK(PlacedExtension):
+class CONNSECMARK(KernelPlaced):
     name = "CONNSECMARK"
     kind = "target"
-    valid_tables = frozenset({"mangle", "security"})
+    valid_tables = ("mangle", "security")
     options = (OptionSpec("save"), OptionSpec("restore"))
 
     def complete(self, found: dict[str, Option], ctx: ParseContext) -> tuple[Option, ...]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import INPUT, PREROUTING, KernelPlaced
 from bpfilter.frontend.extensions.base import OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import INPUT, PREROUTING, KernelPlaced
 from bpfilter.ir import Option
 
 

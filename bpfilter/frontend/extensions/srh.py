@@ -13,13 +13,14 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bpfilter.frontend.extensions._xtc import parse_hostmask, parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     OptionSpec,
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.types import parse_uint
+from bpfilter.frontend.netparse import parse_hostmask_plen
 from bpfilter.ir import Family, Option
 
 
@@ -36,7 +37,7 @@ class SrhSid:
 
 def _sid(opt: str):
     def parse(args: Sequence[str], ctx: ParseContext) -> SrhSid:
-        hm = parse_hostmask(args[0], Family.IPV6, "srh")
+        hm = parse_hostmask_plen(args[0], Family.IPV6, "srh")
         return SrhSid(hm.addr, hm.prefixlen)  # type: ignore[arg-type]
 
     return parse

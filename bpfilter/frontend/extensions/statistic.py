@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import strtod
-from bpfilter.frontend.extensions._xtc import parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -20,7 +18,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT32_MAX
+from bpfilter.frontend.extensions.types import UINT32_MAX, parse_uint, strtod
 from bpfilter.ir import Option
 
 

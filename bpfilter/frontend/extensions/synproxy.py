@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import FORWARD, INPUT, IPPROTO_TCP, PlacedExtension
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import FORWARD, INPUT, IPPROTO_TCP, KernelPlaced
 from bpfilter.frontend.extensions.types import UINT32_MAX, try_number
 
 
@@ -27,7 +27,7 @@ def _uint(opt: str, bits: int):
 
 
 @register
-class SYNPROXY(PlacedExtension):
+class SYNPROXY(KernelPlaced):
     name = "SYNPROXY"
     kind = "target"
     valid_hooks = frozenset({INPUT, FORWARD})

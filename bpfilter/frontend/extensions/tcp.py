@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._ports import require_proto, save_ports
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -18,7 +17,8 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import ValueMask, parse_port_range, try_number
+from bpfilter.frontend.extensions.placement import require_protocol
+from bpfilter.frontend.extensions.types import ValueMask, parse_port_range, save_ports, try_number
 from bpfilter.ir import Option
 
 FLAGS = (("FIN", 0x01), ("SYN", 0x02), ("RST", 0x04), ("PSH", 0x08), ("ACK", 0x10),
@@ -84,7 +84,7 @@ class TcpMatch(Extension):
             elif o.name == "tcp-flags" and "tcp-flags" in out:
                 raise ExtensionError("Only one of `--syn' or `--tcp-flags' allowed")
             out[o.name] = o
-        require_proto(ctx, 6, "tcp")
+        require_protocol(ctx, 6, "tcp match")
         order = ("sport", "dport", "tcp-option", "tcp-flags")
         return tuple(out[n] for n in order if n in out)
 

@@ -11,12 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bpfilter.frontend.extensions._acommon import (
-    check_hooks_allowed,
-    own_hooks,
-    require_tcp,
-)
-from bpfilter.frontend.extensions._xtc import parse_mint, parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -24,7 +18,19 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import UINT16_MAX, NumRange, ValueMask
+from bpfilter.frontend.extensions.placement import (
+    IPPROTO_TCP,
+    check_hooks_allowed,
+    own_hooks,
+    require_protocol,
+)
+from bpfilter.frontend.extensions.types import (
+    UINT16_MAX,
+    NumRange,
+    ValueMask,
+    parse_mint,
+    parse_uint,
+)
 from bpfilter.ir import Family, Option
 
 TCP_SYN = 0x02
@@ -50,7 +56,7 @@ class TcpmssMatch(Extension):
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
         if not options:
             raise ExtensionError('tcpmss: option "--mss" must be specified')
-        require_tcp(ctx, "tcpmss match")
+        require_protocol(ctx, IPPROTO_TCP, "tcpmss match")
         return super().finalize(options, ctx)
 
 
@@ -91,7 +97,7 @@ class TcpmssTarget(Extension):
             raise ExtensionError("TCPMSS target: At least one parameter is required")
         # Both given: the C parser keeps the last one written into info->mss.
         opt = options[-1]
-        require_tcp(ctx, "TCPMSS target")
+        require_protocol(ctx, IPPROTO_TCP, "TCPMSS target")
         if opt.name == "clamp-mss-to-pmtu":
             check_hooks_allowed("TCPMSS", "target", own_hooks(ctx), CLAMP_HOOKS, ctx.family)
         if not has_syn_match(ctx):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import IPPROTO_TCP, PlacedExtension
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import IPPROTO_TCP, KernelPlaced
 from bpfilter.frontend.extensions.types import UINT8_MAX, try_number
 from bpfilter.ir import Option
 
@@ -42,10 +42,10 @@ def _parse(args: Sequence[str], ctx: ParseContext) -> frozenset[int]:
 
 
 @register
-class TCPOPTSTRIP(PlacedExtension):
+class TCPOPTSTRIP(KernelPlaced):
     name = "TCPOPTSTRIP"
     kind = "target"
-    valid_tables = frozenset({"mangle"})
+    valid_tables = ("mangle",)
     valid_protocols = frozenset({IPPROTO_TCP})
     options = (OptionSpec("strip-options", _parse),)
 

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import (
-    PlacedExtension,
-    family_prefix,
-    inet_ntop,
-    parse_host,
-)
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import KernelPlaced, family_prefix
+from bpfilter.frontend.netparse import inet_ntop, parse_host
 from bpfilter.ir import IPAddress, Option
 
 IFNAMSIZ = 16
@@ -33,7 +29,7 @@ def _oif(args: Sequence[str], ctx: ParseContext) -> str:
 
 
 @register
-class TEE(PlacedExtension):
+class TEE(KernelPlaced):
     name = "TEE"
     kind = "target"
     options = (OptionSpec("gateway", _gateway), OptionSpec("oif", _oif))

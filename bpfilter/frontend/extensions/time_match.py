@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._xtc import c_strtoul
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -26,7 +25,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import strtoul
+from bpfilter.frontend.extensions.types import c_strtoul, strtoul
 from bpfilter.ir import Option
 
 ALL_MONTHDAYS = 0xFFFFFFFE

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import PlacedExtension
 from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import KernelPlaced
 from bpfilter.frontend.extensions.types import UINT8_MAX, ValueMask, strtoul, try_number
 from bpfilter.ir import Option
 
@@ -71,12 +71,12 @@ def _vm(v: ValueMask) -> str:
 
 
 @register
-class TOS(PlacedExtension):
+class TOS(KernelPlaced):
     """Rewrites the IPv4 TOS / IPv6 traffic class byte (mangle table)."""
 
     name = "TOS"
     kind = "target"
-    valid_tables = frozenset({"mangle"})
+    valid_tables = ("mangle",)
     options = (
         OptionSpec("set-tos", _tosmask),
         OptionSpec("and-tos", _uint8("and-tos")),
@@ -109,7 +109,7 @@ class TOS(PlacedExtension):
 
 
 @register
-class TosMatch(PlacedExtension):
+class TosMatch(KernelPlaced):
     """``-m tos [!] --tos value[/mask]``."""
 
     name = "tos"

@@ -13,22 +13,20 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import (
+from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
+from bpfilter.frontend.extensions.placement import (
     IPPROTO_TCP,
     IPPROTO_UDP,
     PREROUTING,
-    PlacedExtension,
-    getportbyname,
-    inet_ntop,
-    parse_host,
+    KernelPlaced,
 )
-from bpfilter.frontend.extensions.base import ExtensionError, OptionSpec, ParseContext, register
-from bpfilter.frontend.extensions.types import ValueMask, parse_value_mask
+from bpfilter.frontend.extensions.types import ValueMask, parse_value_mask, port_or_service
+from bpfilter.frontend.netparse import inet_ntop, parse_host
 from bpfilter.ir import Family, IPAddress, Option
 
 
 def _port(args: Sequence[str], ctx: ParseContext) -> int:
-    p = getportbyname(args[0])
+    p = port_or_service(args[0])
     if p is None:
         raise ExtensionError(f'Port "{args[0]}" does not resolve to anything.')
     return p
@@ -46,10 +44,10 @@ def _mark(args: Sequence[str], ctx: ParseContext) -> ValueMask:
 
 
 @register
-class TPROXY(PlacedExtension):
+class TPROXY(KernelPlaced):
     name = "TPROXY"
     kind = "target"
-    valid_tables = frozenset({"mangle"})
+    valid_tables = ("mangle",)
     valid_hooks = frozenset({PREROUTING})
     valid_protocols = frozenset({IPPROTO_TCP, IPPROTO_UDP})
     options = (

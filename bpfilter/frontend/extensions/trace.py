@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._bcommon import PlacedExtension
 from bpfilter.frontend.extensions.base import ParseContext, register
+from bpfilter.frontend.extensions.placement import KernelPlaced
 from bpfilter.ir import Option
 
 
 @register
-class TRACE(PlacedExtension):
+class TRACE(KernelPlaced):
     name = "TRACE"
     kind = "target"
-    valid_tables = frozenset({"raw"})
+    valid_tables = ("raw",)
     options = ()
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:

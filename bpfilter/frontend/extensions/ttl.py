@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bpfilter.frontend.extensions._acommon import check_table
-from bpfilter.frontend.extensions._xtc import parse_uint
 from bpfilter.frontend.extensions.base import (
     Extension,
     ExtensionError,
@@ -21,6 +19,8 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.placement import check_table
+from bpfilter.frontend.extensions.types import parse_uint
 from bpfilter.ir import Family, Option
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bpfilter.frontend.extensions._ports import require_proto, save_ports
 from bpfilter.frontend.extensions.base import Extension, OptionSpec, ParseContext, register
-from bpfilter.frontend.extensions.types import PortRange, parse_port
+from bpfilter.frontend.extensions.placement import require_protocol
+from bpfilter.frontend.extensions.types import PortRange, parse_port, save_ports
 from bpfilter.ir import Option
 
 
@@ -36,7 +36,7 @@ class UdpMatch(Extension):
     )
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
-        require_proto(ctx, 17, "udp")
+        require_protocol(ctx, 17, "udp match")
         return super().finalize(options, ctx)
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:
