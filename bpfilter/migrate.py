@@ -53,6 +53,12 @@ def read_live(family: Family) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise MigrateError(f"read the live ruleset ({' '.join(cmd)}): {proc.stderr.strip()}")
+    if "legacy tables present" in proc.stdout + proc.stderr:
+        # iptables-nft-save's warning: rules live in both variants; taking one half over
+        # would leave the other filtering behind bpfilter's back.
+        raise MigrateError("the host has rules in both iptables-nft and iptables-legacy; "
+                           "migrate one variant at a time (BPFILTER_IPTABLES_SAVE / "
+                           "BPFILTER_IPTABLES_RESTORE name the variant); nothing changed")
     return proc.stdout
 
 

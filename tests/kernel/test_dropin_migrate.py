@@ -88,3 +88,15 @@ def test_migrate_refused_input_changes_nothing(dut) -> None:  # noqa: F811
     assert _filter_rules(d) == live_rules
     assert d.run("bpfilter", "status").stdout.strip() == "nothing loaded"
     _v1_filters(probe)
+
+
+def test_migrate_refuses_rules_split_across_variants(dut) -> None:  # noqa: F811
+    """iptables-nft-save warns that legacy tables exist: migrating half is refused."""
+    d, probe = dut
+    assert d.run("iptables-legacy-restore", stdin=V1).returncode == 0
+    r = d.run("bpfilter", "migrate", "--apply", "--no-verify",
+              BPFILTER_IPTABLES_SAVE="iptables-nft-save")
+    assert r.returncode == 1, r.stdout
+    assert "both iptables-nft and iptables-legacy" in r.stderr
+    assert len(_filter_rules(d)) == 4
+    assert d.run("bpfilter", "status").stdout.strip() == "nothing loaded"
