@@ -169,10 +169,21 @@ def _chain_reasons(table: Table, family: Family, flavor: str
             chain = table.chain(c)
             assert chain is not None
             why = backend.unsupported_reason(chain.rules[n - 1], family, flavor)
+            why = why or _hook_reason(chain.rules[n - 1], root)
             if why:
                 bad.append((c, n, why))
         out[root] = bad
     return out
+
+
+def _hook_reason(rule: Rule, root: str) -> str | None:
+    """Matches compiled at some hooks only (their `not_at`, e.g. addrtype at OUTPUT)."""
+    from bpfilter.backend.matchers import matcher
+
+    for m in rule.matches:
+        if root in getattr(matcher(m.module), "not_at", ()):
+            return f"match '{m.module}' is not compiled at {root} (see its matcher)"
+    return None
 
 
 def _earlier_tables_block_ingress(ruleset: Ruleset) -> str | None:
