@@ -60,7 +60,7 @@ class FragMatch(Extension):
             neg = "! " if o.negated else ""
             if o.name == "fragid":
                 if o.value != FULL:
-                    parts.append(f"{neg}--fragid {str(o.value)}")
+                    parts.append(f"{neg}--fragid {o.value}")
             elif o.name == "fraglen":
                 parts.append(f"{neg}--fraglen {o.value}")
             else:

@@ -50,7 +50,7 @@ def _save_spi(opt: Option) -> str:
     """1.8.9 prints nothing for the full range, negated or not."""
     if opt.value == FULL:
         return ""
-    return ("! " if opt.negated else "") + f"--{opt.name} {str(opt.value)}"
+    return ("! " if opt.negated else "") + f"--{opt.name} {opt.value}"
 
 
 class _SpiMatch(Extension):

@@ -11,7 +11,6 @@ every kernel; the one on our test machines refuses the rule.)
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 
 from bpfilter.frontend.extensions.base import (
@@ -21,22 +20,9 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.types import getportbyname, try_number
-from bpfilter.frontend.netparse import parse_hostmask_plen
+from bpfilter.frontend.extensions.types import getportbyname
+from bpfilter.frontend.netparse import parse_hostmask_plen, parse_protocol
 from bpfilter.ir import Option
-
-
-def parse_protocol(text: str) -> int:
-    """xtables_parse_protocol: a number 0-255, ``all`` or a /etc/protocols name."""
-    v = try_number(text, 0, 255)
-    if v is not None:
-        return v
-    if text == "all":
-        return 0
-    try:
-        return socket.getprotobyname(text)
-    except OSError:
-        raise ExtensionError(f"unknown protocol \"{text}\" specified") from None
 
 
 def _port(opt: str):

@@ -6,17 +6,16 @@ lower-case ``aa:bb:cc:dd:ee:ff``. Kernel: only PREROUTING, INPUT, FORWARD.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from bpfilter.frontend.extensions.base import (
-    Extension,
     ExtensionError,
     OptionSpec,
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.placement import check_hooks_allowed, own_hooks
-from bpfilter.ir import Family, Option
+from bpfilter.frontend.extensions.placement import KernelPlaced
+from bpfilter.ir import Option
 
 HOOKS = ("PREROUTING", "INPUT", "FORWARD")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -35,19 +34,17 @@ def _mac(args: Sequence[str], ctx: ParseContext) -> bytes:
 
 
 @register
-class MacMatch(Extension):
+class MacMatch(KernelPlaced):
     name = "mac"
     kind = "match"
+    valid_hooks = frozenset(HOOKS)
     options = (OptionSpec("mac-source", _mac, invert=True),)
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
         if not options:
             raise ExtensionError('mac: option "--mac-source" must be specified')
-        check_hooks_allowed("mac", "match", own_hooks(ctx), HOOKS, ctx.family)
-        return super().finalize(options, ctx)
-
-    def check_hooks(self, table: str, hooks: Iterable[str], family: Family = Family.IPV4) -> None:
-        check_hooks_allowed("mac", "match", hooks, HOOKS, family)
+        self.check_placement(ctx)
+        return self.ordered(options)
 
     def format_value(self, opt: Option) -> str:
         return ":".join(f"{b:02x}" for b in opt.value)

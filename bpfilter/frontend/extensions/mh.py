@@ -73,5 +73,5 @@ class MhMatch(Extension):
         return super().finalize(kept, ctx)
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:
-        return " ".join(("! " if o.negated else "") + f"--mh-type {str(o.value)}"
+        return " ".join(("! " if o.negated else "") + f"--mh-type {o.value}"
                         for o in options if o.value != FULL)

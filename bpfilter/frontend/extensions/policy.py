@@ -22,7 +22,6 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.ipvs import parse_protocol
 from bpfilter.frontend.extensions.placement import (
     FORWARD,
     INPUT,
@@ -33,7 +32,7 @@ from bpfilter.frontend.extensions.placement import (
     own_hooks,
 )
 from bpfilter.frontend.extensions.types import UINT32_MAX, parse_uint
-from bpfilter.frontend.netparse import parse_hostmask_plen
+from bpfilter.frontend.netparse import parse_hostmask_plen, parse_protocol
 from bpfilter.ir import Family, Negatable, Option
 
 MAX_ELEM = 4

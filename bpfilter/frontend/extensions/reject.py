@@ -10,10 +10,9 @@ Kernel: filter table only, INPUT/FORWARD/OUTPUT; ``tcp-reset`` needs ``-p tcp``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from bpfilter.frontend.extensions.base import (
-    Extension,
     ExtensionError,
     OptionSpec,
     ParseContext,
@@ -21,9 +20,7 @@ from bpfilter.frontend.extensions.base import (
 )
 from bpfilter.frontend.extensions.placement import (
     IPPROTO_TCP,
-    check_hooks_allowed,
-    check_table,
-    own_hooks,
+    KernelPlaced,
     require_protocol,
 )
 from bpfilter.ir import Family, Option
@@ -61,11 +58,13 @@ def _with(args: Sequence[str], ctx: ParseContext) -> str:
 
 
 @register
-class RejectTarget(Extension):
+class RejectTarget(KernelPlaced):
     """Refuse the packet with an ICMP(v6) error or a TCP reset."""
 
     name = "REJECT"
     kind = "target"
+    valid_tables = ("filter",)
+    valid_hooks = frozenset(HOOKS)
     options = (OptionSpec("reject-with", _with),)
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
@@ -74,10 +73,5 @@ class RejectTarget(Extension):
         opt = options[-1] if options else Option("reject-with", default)
         if opt.value == "tcp-reset":
             require_protocol(ctx, IPPROTO_TCP, "REJECT target: TCP_RESET invalid for non-tcp")
-        check_table("REJECT", "target", ctx.table, ("filter",), ctx.family)
-        check_hooks_allowed("REJECT", "target", own_hooks(ctx), HOOKS, ctx.family)
+        self.check_placement(ctx)
         return (opt,)
-
-    def check_hooks(self, table: str, hooks: Iterable[str], family: Family = Family.IPV4) -> None:
-        check_table("REJECT", "target", table, ("filter",), family)
-        check_hooks_allowed("REJECT", "target", hooks, HOOKS, family)

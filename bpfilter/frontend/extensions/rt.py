@@ -79,7 +79,7 @@ class RtMatch(Extension):
             neg = "! " if o.negated else ""
             if o.name == "rt-segsleft":
                 if o.value != FULL:
-                    parts.append(f"{neg}--rt-segsleft {str(o.value)}")
+                    parts.append(f"{neg}--rt-segsleft {o.value}")
             elif o.name in ("rt-type", "rt-len"):
                 parts.append(f"{neg}--{o.name} {o.value}")
             elif o.name == "rt-0-addrs":

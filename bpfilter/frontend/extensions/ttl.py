@@ -9,7 +9,7 @@ an int (dec/inc 1-255). Kernel: the targets only in the mangle table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from bpfilter.frontend.extensions.base import (
     Extension,
@@ -19,7 +19,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
-from bpfilter.frontend.extensions.placement import check_table
+from bpfilter.frontend.extensions.placement import KernelPlaced
 from bpfilter.frontend.extensions.types import parse_uint
 from bpfilter.ir import Family, Option
 
@@ -91,20 +91,18 @@ def _step(ext: str, opt: str) -> OptionParser:
     return parse
 
 
-class _SetTarget(Extension):
+class _SetTarget(KernelPlaced):
     """TTL / HL target: set, decrement or increment the field."""
 
     prefix = "ttl"
+    valid_tables = ("mangle",)
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
         p = self.prefix
         opt = _one_of(self.name, options, (f"{p}-set", f"{p}-dec", f"{p}-inc"),
                       f"{self.name}: You must specify an action")
-        check_table(self.name, "target", ctx.table, ("mangle",), ctx.family)
+        self.check_placement(ctx)
         return (opt,)
-
-    def check_hooks(self, table: str, hooks: Iterable[str], family: Family = Family.IPV4) -> None:
-        check_table(self.name, "target", table, ("mangle",), family)
 
 
 @register
