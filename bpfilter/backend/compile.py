@@ -21,6 +21,7 @@ from bpfilter.loader import syscall as sc
 from bpfilter.loader.elf import program_spec_from_elf
 from bpfilter.loader.maps import MapSpec
 from bpfilter.loader.toolchain import compile_ir
+from bpfilter.passes.gcpause import paused_gc
 
 COUNTER_VALUE_SIZE = 16  # struct { u64 packets; u64 bytes; }
 IFNAMES_MAX = 4096
@@ -42,6 +43,7 @@ def ingress_seen_spec() -> MapSpec:
 MAP_SPECS = {IFNAMES_MAP: ifnames_spec, INGRESS_SEEN_MAP: ingress_seen_spec}
 
 
+@paused_gc  # lookup (H9): 2.3 s → 1.0 s at 10k rules, see passes/gcpause.py
 def compile_table(table: Table, family: Family, flavor: FlavorName, *, min_run: int = MIN_RUN,
                   lookups: bool = True, handoff_chains: frozenset[str] = frozenset(),
                   lookup_min_run: int = LOOKUP_MIN_RUN

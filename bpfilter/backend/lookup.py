@@ -47,6 +47,7 @@ from bpfilter.passes.fivetuple import (
     Box,
     rule_boxes,
 )
+from bpfilter.passes.gcpause import paused_gc
 from bpfilter.passes.shadow import remove_shadowed
 
 MIN_RUN = int(os.environ.get("BPFILTER_MIN_RUN", "16"))  # shorter runs: linear code wins
@@ -150,9 +151,15 @@ def _shift(step: Step, by: int) -> Step:
                    leaves=tuple((v, n + by) for v, n in step.leaves))
 
 
+@paused_gc
 def plan_lookups(table: Table, slot: Callable[[str, int], int], min_run: int = MIN_RUN
                  ) -> dict[tuple[str, int], TreeLookup]:
     """Every run of every chain that becomes a tree lookup, keyed by (chain, first)."""
+    return _plan_lookups(table, slot, min_run)
+
+
+def _plan_lookups(table: Table, slot: Callable[[str, int], int], min_run: int
+                  ) -> dict[tuple[str, int], TreeLookup]:
     out: dict[tuple[str, int], TreeLookup] = {}
     for chain in table.chains:
         for first, last, boxes in find_runs(chain.rules, min_run):
