@@ -235,3 +235,13 @@ def test_in_place_replace_keeps_first_match(seed: int) -> None:
         p = tuple(rng.randint(lo, hi) for lo, hi in zip(b.lo, b.hi, strict=True))
         want, got = linear(boxes, p), live.classify(p)
         assert (want and (want.rule, want.action)) == (got and (got.rule, got.action))
+
+
+def test_bench_cli_points_meet_the_rules() -> None:
+    from bpfilter.bench_cli import sample_points
+
+    gen = classbench(300, seed=4)
+    table = table_of(restore_text(gen))
+    pts = sample_points(table, 200)
+    hits = sum(first_match(gen, p) is not None for p in pts[::2])
+    assert len(pts) == 200 and hits >= 80  # the in-box half mostly meets a rule
