@@ -111,7 +111,7 @@ def _rule(rng: random.Random, chain: str, targets: list[str]) -> str:
             parts.append(f"-m icmp6 {_neg(rng)}--icmpv6-type {rng.choice(ICMP6_TYPES)}")
     elif r < 0.75:
         parts.append(rng.choice(("-p all", "-p 59", "-p esp", "! -p udp", "-p ah", "-p 0")))
-    for _ in range(rng.choice((0, 0, 1, 1, 2))):
+    for _ in range(rng.choice((0, 1, 1, 2))):
         parts.append(_ext_match(rng))
     parts.append(_target(rng, chain, targets))
     return " ".join(p for p in parts if p)
@@ -127,7 +127,7 @@ def _ext_match(rng: random.Random) -> str:
         if rng.random() < 0.4:
             lo = rng.choice((0, 5, 100))
             opts.append(f"{_neg(rng)}--fragid {lo}:{lo + rng.choice((0, 10, 1000))}")
-        if rng.random() < 0.3:
+        if rng.random() < 0.5:
             opts.append("--fragfirst")
         if rng.random() < 0.3:
             opts.append(rng.choice(("--fragmore", "--fraglast")))
@@ -185,16 +185,18 @@ def ruleset6(seed: int, rules: int = 30) -> Ruleset6:
 
 
 # --- packets ----------------------------------------------------------------------------
-def _ext(nh: int, kind: int, rng: random.Random) -> bytes:
+def _ext(nh: int, kind: int, rng: random.Random, aim: dict | None = None) -> bytes:
     """One extension header of `kind` whose next header is `nh`."""
+    aim = aim or {}
     if kind in (NH_HOP, NH_DST):
-        n = rng.choice((0, 0, 1))
+        n = aim.get(("len", kind), rng.choice((0, 0, 1)))
         body = bytes([1, 4 + 8 * n, 0, 0, 0, 0]) + bytes(8 * n)  # one PadN
         return bytes([nh, n]) + body
     if kind == NH_ROUTING:
-        rtype = rng.choice((0, 2, 4))
-        n = 2 if rtype in (0, 2) else rng.choice((0, 2))
-        return bytes([nh, n, rtype, 0]) + bytes(4 + 8 * n)  # segments left 0
+        rtype = aim.get("rt_type", rng.choice((0, 2, 4)))
+        n = aim.get("rt_n", 2 if rtype in (0, 2) else rng.choice((0, 2)))
+        segleft = aim.get("rt_segleft", 0)
+        return bytes([nh, n, rtype, segleft]) + bytes(4 + 8 * n)
     if kind == NH_AUTH:
         return bytes([nh, 1, 0, 0]) + struct.pack("!II", 0x100, 1)  # 12 bytes: hdrlen 1
     raise ValueError(kind)
@@ -223,25 +225,28 @@ def packets6(seed: int, count: int, first_tag: int) -> list[Packet6]:
     return out
 
 
-def _l4(rng: random.Random, src: str, dst: str, proto: int, payload: bytes) -> bytes:
+def _l4(rng: random.Random, src: str, dst: str, proto: int, payload: bytes,
+        aim: dict) -> bytes:
+    sport = aim.get("sport", rng.choice(PORTS))
+    dport = aim.get("dport", rng.choice(PORTS))
     if proto == IPPROTO_TCP:
-        flags = rng.choice((0x02, 0x10, 0x12, 0x11, 0x04))
-        hdr = struct.pack("!HHIIBBHHH", rng.choice(PORTS), rng.choice(PORTS), 1, 0, 5 << 4,
-                          flags, 65535, 0, 0)
+        flags = aim.get("tcp_flags", rng.choice((0x02, 0x10, 0x12, 0x11, 0x04)))
+        hdr = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, flags, 65535, 0, 0)
         return _with_l4_checksum(src, dst, proto, hdr + payload, 16)
     if proto == IPPROTO_UDP:
-        hdr = struct.pack("!HHHH", rng.choice(PORTS), rng.choice(PORTS), 8 + len(payload), 0)
+        hdr = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
         return _with_l4_checksum(src, dst, proto, hdr + payload, 6)
     if proto == IPPROTO_ICMPV6:
-        t, c = rng.choice(ICMP6_SENT)
+        t, c = aim.get("icmp", rng.choice(ICMP6_SENT))
         body = struct.pack("!BBHI", t, c, 0, 0) + payload
         return _with_l4_checksum(src, dst, proto, body, 2)
     return payload
 
 
-def _packet(rng: random.Random, tag: int) -> list[Packet6]:
-    r = rng.random()
-    hlim = rng.choice((64, 64, 64, 255, 2, 1))
+def _packet(rng: random.Random, tag: int, aim: dict | None = None) -> list[Packet6]:
+    aim = aim or {}
+    r = rng.random() if not aim else 1.0
+    hlim = aim.get("hlim", rng.choice((64, 64, 64, 255, 2, 1)))
     if r < 0.08:  # neighbor solicitation from the sender's link-local address
         target = rng.choice(("fd00:64::1", "fe80::b5ff:fe00:100"))
         dst = "ff02::1:ff00:1" if rng.random() < 0.5 else "fd00:64::1"
@@ -250,16 +255,17 @@ def _packet(rng: random.Random, tag: int) -> list[Packet6]:
         l4 = _with_l4_checksum(src, dst, IPPROTO_ICMPV6, body + tag_bytes(tag), 2)
         dg = ipv6_header(src, dst, IPPROTO_ICMPV6, len(l4), hlim=255) + l4
         return [Packet6(tag, f"NS {src} > {dst}", dg)]
-    src = rng.choice(SOURCES) if rng.random() < 0.9 else LINK_LOCAL
-    dst = rng.choice(LOCALS if rng.random() < 0.5 else FORWARDS)
-    proto = rng.choice((IPPROTO_TCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDP, IPPROTO_ICMPV6,
-                        NH_NONE, NH_ESP))
-    chain = [rng.choice((NH_HOP, NH_DST, NH_ROUTING, NH_FRAG, NH_AUTH))
-             for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 3)))]
+    src = aim.get("src") or (rng.choice(SOURCES) if rng.random() < 0.9 else LINK_LOCAL)
+    dst = aim.get("dst") or rng.choice(LOCALS if rng.random() < 0.5 else FORWARDS)
+    proto = aim.get("proto") or rng.choice((IPPROTO_TCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDP,
+                                            IPPROTO_ICMPV6, NH_NONE, NH_ESP))
+    chain = list(aim["chain"]) if "chain" in aim else [
+        rng.choice((NH_HOP, NH_DST, NH_ROUTING, NH_FRAG, NH_AUTH))
+        for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 3)))]
     if NH_HOP in chain:  # only first, else ip6_rcv drops it (hop-by-hop must lead)
         chain = [NH_HOP] + [k for k in chain if k != NH_HOP]
     payload = tag_bytes(tag) + bytes(rng.choice((0, 8)))
-    l4 = _l4(rng, src, dst, proto, payload)
+    l4 = _l4(rng, src, dst, proto, payload, aim)
     note = f"{src} > {dst} hl {hlim} chain {chain} proto {proto}"
     trunc = rng.random()
     if trunc < 0.06 and proto in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6):
@@ -267,7 +273,7 @@ def _packet(rng: random.Random, tag: int) -> list[Packet6]:
         l4 = l4[:cut]
         chain = chain + [-1]
         note += f" l4 cut to {cut}"
-    frag_split = NH_FRAG in chain and rng.random() < 0.5
+    frag_split = NH_FRAG in chain and rng.random() < 0.5 and "frag_more" not in aim
     # build the chain back to front
     nh = proto
     ext = b""
@@ -275,11 +281,12 @@ def _packet(rng: random.Random, tag: int) -> list[Packet6]:
         if kind == -1:
             ext = ipv6_dstopts_tag(nh, tag) + ext
             nh = NH_DST
-        elif kind == NH_FRAG:
-            ext = struct.pack("!BBHI", nh, 0, 0, tag) + ext  # atomic fragment, offset 0
+        elif kind == NH_FRAG:  # atomic fragment (offset 0), or a first one (M set)
+            ext = struct.pack("!BBHI", nh, 0, int(aim.get("frag_more", False)),
+                              aim.get("frag_id", tag)) + ext
             nh = NH_FRAG
         else:
-            ext = _ext(nh, kind, rng) + ext
+            ext = _ext(nh, kind, rng, aim) + ext
             nh = kind
     if trunc > 0.97 and ext:  # the chain itself runs past the datagram's end
         dg_body = (ext + l4)[: rng.choice((len(ext) - 1, 42 - 40))] + tag_bytes(tag)
@@ -317,3 +324,104 @@ def _fragments(src: str, dst: str, hlim: int, chain: list[int], nh: int, ext: by
     d1 = ipv6_header(src, dst, nh, len(before) + 8 + len(p1), hlim=hlim) + before + f1 + p1
     d2 = ipv6_header(src, dst, nh, len(before) + 8 + len(p2), hlim=hlim) + before + f2 + p2
     return [Packet6(tag, note + " frag 1/2", d1), Packet6(tag + 1, note + " frag 2/2", d2)]
+
+
+# --- packets aimed at the rules -----------------------------------------------------------
+LOCAL_NETS = tuple(ipaddress.IPv6Network(n) for n in ("fd10::/16", "fd00:64::1/128"))
+FORWARD_NET6 = ipaddress.IPv6Network("2001:db8::/32")
+SOURCE_NETS = tuple(ipaddress.IPv6Network(n) for n in ("fd20::/16", "fe80::/10"))
+IH_KINDS = {0: NH_HOP, 60: NH_DST, 43: NH_ROUTING, 44: NH_FRAG, 51: NH_AUTH}
+
+
+def aimed_packets6(text: str, seed: int, count: int, first_tag: int) -> list[Packet6]:
+    """Packets built to satisfy one rule each (then, sometimes, to just miss it): the
+    corner cases of a rule are only reached by packets that get that far."""
+    from bpfilter.frontend.parser import parse_restore
+    from bpfilter.ir import Family
+
+    table = parse_restore(text, family=Family.IPV6).table("filter")
+    rules = [(c.name, r) for c in table.chains for r in c.rules] if table else []
+    rng = random.Random(seed * 104729 + 3)
+    out: list[Packet6] = []
+    tag = first_tag
+    while len(out) < count and rules:
+        chain, rule = rng.choice(rules)
+        aim = _aim(rule, chain, rng)
+        if rng.random() < 0.3:
+            _mutate(aim, rng)
+        made = _packet(rng, tag, aim)
+        out += made
+        tag += len(made)
+    return out
+
+
+def _aim(rule: object, chain: str, rng: random.Random) -> dict:
+    aim: dict = {}
+    src, dst = getattr(rule, "src", None), getattr(rule, "dst", None)
+    if src is not None and not src.negated:
+        a = src.value.addr
+        if any(a in n for n in SOURCE_NETS):
+            aim["src"] = str(a)
+    if dst is not None and not dst.negated:
+        a = dst.value.addr
+        if any(a in n for n in LOCAL_NETS) or a in FORWARD_NET6:
+            aim["dst"] = str(a)
+    if "dst" not in aim:
+        aim["dst"] = rng.choice(FORWARDS if chain == "FORWARD" else LOCALS)
+    proto = getattr(rule, "protocol", None)
+    if proto is not None and not proto.negated and proto.value:
+        aim["proto"] = int(proto.value)
+    kinds: list[int] = []
+    for m in getattr(rule, "matches", ()):
+        for o in m.options:
+            v = o.value
+            if m.module in ("tcp", "udp") and o.name in ("dport", "sport") and not o.negated:
+                aim[o.name] = rng.choice((v.lo, v.hi))
+            elif m.module == "tcp" and o.name == "syn":
+                aim["tcp_flags"] = 0x10 if o.negated else 0x02
+            elif m.module == "icmp6":
+                aim["icmp"] = (v.type, v.code_min) if not o.negated else (v.type, v.code_max)
+            elif m.module == "hl":
+                aim["hlim"] = (v + rng.choice((-1, 0, 0, 1))) % 256  # at the boundary
+            elif m.module in ("hbh", "dst") and o.name.endswith("-len"):
+                aim[("len", NH_HOP if m.module == "hbh" else NH_DST)] = max(0, v // 8 - 1)
+            elif m.module == "rt":
+                key = {"rt-type": "rt_type", "rt-segsleft": "rt_segleft", "rt-len": "rt_n"}
+                val = v.lo if hasattr(v, "lo") else v
+                aim[key[o.name]] = max(0, val // 8 - 1) if o.name == "rt-len" else val % 256
+            elif m.module == "frag":
+                if o.name == "fragid":
+                    aim["frag_id"] = v.lo
+                elif o.name in ("fragmore", "fraglast"):
+                    aim["frag_more"] = o.name == "fragmore"
+            elif m.module == "ipv6header" and o.name == "header":
+                for p in v:
+                    if p in IH_KINDS:
+                        kinds.append(IH_KINDS[p])
+                    elif p in (NH_ESP, NH_NONE) and "proto" not in aim:
+                        aim["proto"] = p
+        kind = {"hbh": NH_HOP, "dst": NH_DST, "rt": NH_ROUTING, "frag": NH_FRAG}.get(m.module)
+        if kind is not None:
+            kinds.append(kind)
+    if kinds or rng.random() < 0.5:
+        kinds = list(dict.fromkeys(kinds))
+        rng.shuffle(kinds)
+        if NH_HOP in kinds:
+            kinds = [NH_HOP] + [k for k in kinds if k != NH_HOP]
+        aim["chain"] = kinds
+    return aim
+
+
+def _mutate(aim: dict, rng: random.Random) -> None:
+    """Move the packet just off the rule in one field."""
+    what = rng.choice(("chain", "port", "src", "hlim", "proto"))
+    if what == "chain" and aim.get("chain"):
+        aim["chain"].pop(rng.randrange(len(aim["chain"])))
+    elif what == "port" and "dport" in aim:
+        aim["dport"] = (aim["dport"] + rng.choice((-1, 1))) % 65536
+    elif what == "src":
+        aim["src"] = rng.choice(SOURCES)
+    elif what == "hlim":
+        aim["hlim"] = (aim.get("hlim", 64) + rng.choice((-1, 1))) % 256
+    else:
+        aim["proto"] = rng.choice((IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6))
