@@ -309,9 +309,10 @@ def _restore(argv: Sequence[str] | None, family: Family, prog: str) -> int:
         print(f"Can't open {args.file}: {e.strerror}", file=sys.stderr)
         return 1
     if args.test:
-        try:
+        try:  # checked against what is loaded, as iptables-restore -t checks the kernel's
             parse_restore(text, family=family, filename=name, noflush=args.noflush,
-                          table_filter=args.table, counters=args.counters)
+                          table_filter=args.table, counters=args.counters,
+                          base=pipeline.current_ruleset(family))
         except RestoreError as e:
             print(format_error(prog, e), file=sys.stderr)
             return 2 if e.kind == "param" else 1

@@ -773,6 +773,14 @@ def with_counters(ruleset: Ruleset, counts: dict[tuple[str, int | None], Counter
     return replace(ruleset, tables=tuple(tables))
 
 
+def current_ruleset(family: Family) -> Ruleset:
+    """What is loaded in this namespace (empty when nothing is), read without the lock."""
+    try:
+        return loaded_ruleset(current_state(StateStore(family)), family)
+    except OSError:
+        return Ruleset(family=family)
+
+
 def _recover_if_idle(store: StateStore) -> str | None:
     """Readers repair an interrupted restore too, unless a restore is running now."""
     if not store.journal_file.exists():

@@ -113,6 +113,9 @@ SCENARIOS: dict[str, list[Step]] = {
     "wait-flags": [(["-w"], BASE), (["-w", "3"], ONLY_FILTER), (["-w", "2", "-W", "10"], BASE),
                    (["-W", "10"], ONLY_FILTER), (["-w5"], BASE), (["-w", "f"], BASE)],
     "verbose": [(["-v"], BASE)],
+    "test-flag-checks-against-loaded": [([], BASE), (["-t", "-n"], CLEANUP.replace(
+        "-D INPUT -j KUBE-NEW\n-F KUBE-NEW\n-X KUBE-NEW\n", "-D INPUT -s 10.1.0.0/16 -j keep\n"
+        ).replace("-F extra2", "-F svc")), (["-t", "-n"], "*filter\n-D INPUT -j nosuch\nCOMMIT\n")],
     "bad-option": [(["-x"], BASE)],
     "second-restore-without-noflush-replaces": [([], BASE), ([], BASE.replace("22", "23"))],
 }
