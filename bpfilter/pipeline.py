@@ -154,7 +154,7 @@ def _signals_deferred() -> Iterator[None]:
 
 # --- state found on disk ----------------------------------------------------------
 
-def current_state(store: StateStore) -> LoadedState | None:
+def current_state(store: StateStore, discard: bool = True) -> LoadedState | None:
     """The loaded state, or None when there is none or it belongs to a dead namespace.
 
     A namespace's inode can be reused by a new namespace after the old one is
@@ -166,6 +166,8 @@ def current_state(store: StateStore) -> LoadedState | None:
         return None
     cookie = netns_cookie()
     if state.netns_cookie and cookie and state.netns_cookie != cookie:
+        if not discard:  # read-only callers just ignore it
+            return None
         for pin in _pins_of(state):
             _unlink_pin(store, pin)
         store.clear()
@@ -776,7 +778,7 @@ def with_counters(ruleset: Ruleset, counts: dict[tuple[str, int | None], Counter
 def current_ruleset(family: Family) -> Ruleset:
     """What is loaded in this namespace (empty when nothing is), read without the lock."""
     try:
-        return loaded_ruleset(current_state(StateStore(family)), family)
+        return loaded_ruleset(current_state(StateStore(family), discard=False), family)
     except OSError:
         return Ruleset(family=family)
 

@@ -12,6 +12,12 @@ from bpfilter import cli
 from bpfilter.cli import UsageError, parse_restore_args
 
 
+@pytest.fixture(autouse=True)
+def _private_run_dir(tmp_path, monkeypatch) -> None:
+    """-t reads the loaded state: point it at an empty directory, never /run/bpfilter."""
+    monkeypatch.setenv("BPFILTER_RUN_DIR", str(tmp_path / "run"))
+
+
 def test_short_and_long_flags() -> None:
     a = parse_restore_args(["-cvn", "--test", "-T", "nat", "rules.v4"], "p")
     assert (a.counters, a.verbose, a.noflush, a.test, a.table, a.file) == (
