@@ -1,4 +1,4 @@
-"""The typed values group-C extensions put in the IR carry the meaning a backend compiles."""
+"""IPsec, IPv6-header and meta matches: the typed values they put in the IR."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from bpfilter.frontend.extensions.srh import SrhSid
 from bpfilter.frontend.extensions.types import NumRange, PortRange, ValueMask
 from bpfilter.frontend.extensions.u32 import U32Test
 from bpfilter.ir import Family, Negatable, Option
-from tests.unit.ext_c_driver import run_rule
+from tests.unit.extension_rule import restore_rule
 
 V6 = Family.IPV6
 
 
 def opts(rule: str, fam: Family = Family.IPV4, table: str = "filter", chain: str = "INPUT"):
     """The options of the last match of ``rule``."""
-    return run_rule(rule, fam, table, chain).matches[-1][1]
+    return restore_rule(rule, fam, table, chain).matches[-1].options
 
 
 def test_spi_ranges():
@@ -38,7 +38,7 @@ def test_ah_is_family_specific():
     assert match_extension("ah", Family.IPV4) is not match_extension("ah", V6)
     assert opts("-m ah --ahlen 8 --ahres", V6) == (Option("ahlen", 8), Option("ahres"))
     with pytest.raises(ExtensionError, match="only valid for protocol 51"):
-        run_rule("-m ah --ahspi 1")
+        restore_rule("-m ah --ahspi 1")
 
 
 def test_sctp_values():
@@ -47,7 +47,7 @@ def test_sctp_values():
     assert o[1].value == SctpChunks("any", frozenset({0, 6}), ((0, 0b1000, 0b1010),))
     assert opts("-p sctp -m sctp --chunk-types all ALL")[0].value.types == ALL_CHUNKS
     with pytest.raises(ExtensionError, match="protocol 132"):
-        run_rule("-p udp -m sctp --dport 1")
+        restore_rule("-p udp -m sctp --dport 1")
 
 
 def test_dccp_values():
@@ -97,11 +97,11 @@ def test_ipv6_header_values():
 
 
 def test_payload_values():
-    o = opts("-m string --hex-string '|00|ab' --algo kmp --to 40")
+    o = opts('-m string --hex-string "|00|ab" --algo kmp --to 40')
     assert o == (Option("string", b"\x00ab"), Option("algo", "kmp"), Option("to", 40))
-    assert opts("-m bpf --bytecode '2,48 0 0 9,6 0 0 1'") == (
+    assert opts('-m bpf --bytecode "2,48 0 0 9,6 0 0 1"') == (
         Option("bytecode", ((48, 0, 0, 9), (6, 0, 0, 1))),)
-    u = opts("-m u32 --u32 '0>>22&0x3C@12=0x10:0x20,5'")[0].value
+    u = opts('-m u32 --u32 "0>>22&0x3C@12=0x10:0x20,5"')[0].value
     assert u == (U32Test(0, ((">>", 22), ("&", 0x3C), ("@", 12)),
                          (NumRange(0x10, 0x20), NumRange(5, 5))),)
 

@@ -1,4 +1,4 @@
-"""Group-B typed values carry the meaning the backend needs, and placement is enforced.
+"""nat/mangle/raw targets and their matches: typed values, and placement enforced.
 
 The .t and 1.8.9 reference tests check text; these check the values themselves
 (what a compiler would read) and the kernel's table/hook/protocol rules,
@@ -13,24 +13,27 @@ import pytest
 
 from bpfilter.frontend.extensions.base import (
     ExtensionError,
-    ParseContext,
-    match_extension,
     target_extension,
 )
 from bpfilter.frontend.extensions.ct import CtZone
 from bpfilter.frontend.extensions.nat import NatRange
 from bpfilter.frontend.extensions.types import PortRange, ValueMask
 from bpfilter.ir import Address, Family, Negatable, Option
-from tests.unit.ext_b_harness import parse_options
+from tests.unit.extension_rule import restore_rule
 
 V4, V6 = Family.IPV4, Family.IPV6
 TCP = Negatable(6)
 
 
 def _final(kind, name, words, family=V4, table="filter", chain="INPUT", proto=None):
-    ext = (target_extension if kind == "target" else match_extension)(name, family)
-    ctx = ParseContext(family=family, table=table, chain=chain, protocol=proto)
-    return ext.finalize(parse_options(ext, words.split(), ctx), ctx)
+    """The finalized options of extension ``name`` in a rule restored on its own."""
+    head = "" if proto is None else f"{'! ' if proto.negated else ''}-p {proto.value} "
+    flag = "-j" if kind == "target" else "-m"
+    rule = restore_rule(f"{head}{flag} {name} {words}", family, table, chain)
+    if kind == "target":
+        assert rule.target is not None and rule.target.name == name
+        return rule.target.options
+    return next(m.options for m in rule.matches if m.module == name)
 
 
 def _get(opts, name):

@@ -1,4 +1,4 @@
-"""Group-B extensions through the real restore parser and printer (end to end).
+"""nat/mangle/raw extensions through the real restore parser and printer (end to end).
 
 Checks what only the whole parser can: option abbreviations (``--to``), the
 optional rate argument of ``-m rateest``, and the kernel's COMMIT-time hook

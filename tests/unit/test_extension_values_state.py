@@ -1,4 +1,4 @@
-"""Group-A extensions store meaning, not text: the typed values the backend compiles."""
+"""Conntrack, limits, sets, marks, LOG...: the typed values the backend compiles."""
 
 from __future__ import annotations
 
