@@ -570,9 +570,12 @@ def _attach(name: str, flavor: str, hook: str, prog: Program, ifindex: int | Non
         if flavor == "xdp":
             return attach_xdp(prog, ifindex)
         return attach_tc(prog, ifindex, direction=hook)
-    except OSError as e:
+    except (OSError, AttachError) as e:
+        # one XDP program per interface: the other family's table may hold it (by H11)
+        hint = ("; an interface holds one XDP program: is the other family's table on xdp "
+                "here? use --hook tc or nf for one of them") if flavor == "xdp" else ""
         raise PipelineError(f"attach {name} ({flavor} {hook}"
-                            + (f" ifindex {ifindex}" if ifindex else "") + f"): {e}") from e
+                            + (f" ifindex {ifindex}" if ifindex else "") + f"): {e}{hint}") from e
 
 
 def _remove_stale(store: StateStore, old: LoadedState | None,
