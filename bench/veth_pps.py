@@ -2,7 +2,7 @@
 iptables-nft and nftables, side by side in one run; prints JSON, writes a PNG.
 
     python -m bench.veth_pps [--sizes 0 1000 10000] [--kinds classbench blocklist]
-        [--seconds 3] [--fw none legacy nft nftables bpf-xdp bpf-tc bpf-nf]
+        [--seconds 3] [--rounds 3] [--fw none legacy nft nftables bpf-xdp bpf-tc bpf-nf]
         [--json FILE] [--png FILE]
 
 Setup (namespaces created here, deleted at the end): netns "gen" runs trafgen (one
@@ -157,8 +157,8 @@ class Lab:
         return (in_delivers(self.fw) - before) / dt
 
 
-def measure(sizes: list[int], kinds: list[str], firewalls: list[str], seconds: float
-            ) -> list[dict]:
+def measure(sizes: list[int], kinds: list[str], firewalls: list[str], seconds: float,
+            rounds: int = 1) -> list[dict]:
     if not shutil.which("trafgen"):
         raise SystemExit("trafgen (netsniff-ng) is not installed")
     rows = []
@@ -178,9 +178,10 @@ def measure(sizes: list[int], kinds: list[str], firewalls: list[str], seconds: f
                             continue
                         lab.clear()
                         load_s = lab.install(fw, rules, kind) if fw != "none" else 0.0
-                        pps = lab.send(conf, seconds)
-                        row = {"kind": kind, "rules": n, "firewall": fw, "pps": round(pps),
-                               "load_s": round(load_s, 3)}
+                        runs = sorted(lab.send(conf, seconds) for _ in range(rounds))
+                        row = {"kind": kind, "rules": n, "firewall": fw,
+                               "pps": round(runs[len(runs) // 2]),
+                               "pps_runs": [round(x) for x in runs], "load_s": round(load_s, 3)}
                         print(json.dumps(row), file=sys.stderr, flush=True)
                         rows.append(row)
                     if dst != FW_ADDR:
@@ -207,8 +208,9 @@ def plot(rows: list[dict], path: str) -> None:
         if none:
             ax.axhline(none[0] / 1e6, color="grey", linestyle="--", label="no firewall")
         ax.set_xscale("log")
-        ax.set_xlabel("rules")
-        ax.set_ylabel("Mpps delivered (64-byte UDP, veth)")
+        ax.set_yscale("log")
+        ax.set_xlabel("rules (0 drawn at 1)")
+        ax.set_ylabel("Mpps delivered (64-byte UDP, veth, log)")
         ax.set_title(f"{kind}: packet matching no rule")
         ax.legend(fontsize=8)
         ax.grid(True, alpha=0.3)
@@ -223,10 +225,15 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=["classbench"], choices=list(GENERATORS))
     ap.add_argument("--fw", nargs="+", default=list(FIREWALLS), choices=FIREWALLS)
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=3, help="runs per point (median kept)")
     ap.add_argument("--json", help="also write the rows here")
     ap.add_argument("--png", help="plot pps against rule count here (needs matplotlib)")
+    ap.add_argument("--plot-only", metavar="JSON", help="only redraw --png from saved rows")
     args = ap.parse_args()
-    rows = measure(args.sizes, args.kinds, args.fw, args.seconds)
+    if args.plot_only:
+        plot(json.loads(Path(args.plot_only).read_text()), args.png)
+        return
+    rows = measure(args.sizes, args.kinds, args.fw, args.seconds, args.rounds)
     print(json.dumps(rows, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -94,7 +94,10 @@ class TreeLookup:
                   for b in t.boxes]
         rules = b"".join([packed[e] for e in t.entries])
         room = len(t.entries) // 4 + 64  # in-place updates append changed leaves
-        return (MapContents(self.nodes_map, NODE.size, nodes),
+        # all nodes are ONE array element: the walk indexes it directly instead of one
+        # map lookup per level (an update rewrites the element: unchanged words are
+        # written with their own value, a changed leaf word is one aligned store)
+        return (MapContents(self.nodes_map, len(nodes), nodes),
                 MapContents(self.rules_map, RULE.size, rules or bytes(RULE.size),
                             len(t.entries) + room))
 
@@ -194,8 +197,11 @@ def emit_tree_lookup(g: Gen, pkt: Packet, lk: TreeLookup, ex: Exits) -> None:
     best = g.stack(8, "lkbest", zero=False)  # (rule position, entry index) of the best match
     b.store(I32(NO_RULE), best, align=4)
     b.store(I32(0), g.ptr(best, 4), align=4)
+    zero = g.stack(4, "lkzero")
+    nodes = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(lk.nodes_map), zero])
+    g.require(b.icmp_unsigned("!=", nodes, ir.Constant(PTR, None)), ex.nomatch, "lk.nodes")
     for t in lk.tree.trees:
-        _emit_tree(g, fields, best, lk, t, ex)
+        _emit_tree(g, fields, best, nodes, lk, t, ex)
     b.store(g.load(best, 4, I32, align=4), g.ptr(fields, 24), align=4)
     found = b.icmp_unsigned("!=", g.load(best, 0, I32, align=4), I32(NO_RULE))
     g.require(found, ex.nomatch, "lk.found")
@@ -209,8 +215,8 @@ def emit_tree_lookup(g: Gen, pkt: Packet, lk: TreeLookup, ex: Exits) -> None:
     b.unreachable()
 
 
-def _emit_tree(g: Gen, fields: ir.Value, best: ir.Value, lk: TreeLookup, t: TreeInfo,
-               ex: Exits) -> None:
+def _emit_tree(g: Gen, fields: ir.Value, best: ir.Value, nodes: ir.Value, lk: TreeLookup,
+               t: TreeInfo, ex: Exits) -> None:
     """Walk one tree; a match better than `best` updates it. Continues in a new block."""
     b = g.b
     done = g.block("lk.tree_done")
@@ -229,9 +235,8 @@ def _emit_tree(g: Gen, fields: ir.Value, best: ir.Value, lk: TreeLookup, t: Tree
     n = b.phi(I32, "node")
     i.add_incoming(I32(0), pre)
     n.add_incoming(I32(t.root), pre)
-    b.store(n, key, align=4)
-    p = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(lk.nodes_map), key])
-    g.require(b.icmp_unsigned("!=", p, ir.Constant(PTR, None)), done, "lk.node")
+    g.require(b.icmp_unsigned("<", n, I32(len(lk.tree.nodes))), done, "lk.inside")
+    p = g.ptr(nodes, b.shl(b.zext(n, ir.IntType(64)), ir.Constant(ir.IntType(64), 4)))
     dim = g.load(p, 0, I32, align=4)
     b.cbranch(b.icmp_unsigned("==", dim, I32(LEAF)), leaf, inner)
 

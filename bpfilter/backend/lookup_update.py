@@ -6,10 +6,11 @@ boxes the old and new rule overlap. `LiveLookup.replace(position, rule)` compute
 those leaves (pure), appends their new entry lists to the rules map's spare room,
 then switches each leaf node to its new list.
 
-Atomicity (documented limit): each leaf switch is one map element update whose only
-changed word is the leaf's packed (start << 8 | count); a packet reads either the old
-or the new list of that leaf, never a mix, and entries it may read are never
-overwritten (new lists go to unused room). A packet racing with the few node writes
+Atomicity (documented limit): all nodes are one array element; the update rewrites it
+and the only words that change are the leaves' packed (start << 8 | count), each one
+aligned 4-byte store (the rest is rewritten with its own value), so a packet reads
+either the old or the new list of a leaf, never a mix, and entries it may read are
+never overwritten (new lists go to unused room). A packet racing with the few node writes
 of one update may see the old rule in one leaf and the new one in another (for the
 microseconds the update takes), as with any multi-element map update. When a change
 cannot be done in place (the rule is not a 5-tuple rule, its tree does not exist, a
@@ -151,10 +152,11 @@ class LiveLookup:
         keys = b"".join(k.to_bytes(4, "little")
                         for k in range(patch.first_entry, patch.first_entry + n))
         update_batch(self.rules_map, keys, patch.entries)  # unused room: nobody reads it yet
-        for node, (start, count) in patch.leaves.items():
-            self.nodes_map.update(node.to_bytes(4, "little"),
-                                  NODE.pack(LEAF, 0, start << 8 | count, 0))
         self.apply(position, patch)
+        # the nodes are one element: rewrite it (only the changed leaf words differ)
+        self.nodes_map.update(bytes(4), b"".join(
+            NODE.pack(LEAF, 0, n[2] << 8 | n[3], 0) if n[0] == LEAF else NODE.pack(*n)
+            for n in self.nodes))
         return True
 
     def apply(self, position: int, patch: Patch) -> None:
