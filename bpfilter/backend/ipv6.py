@@ -384,7 +384,7 @@ def parse_ipv6(g: Gen, ip: ir.Value, read: Reader, l4_need: int, want_ipv6header
     """The packet as ip6tables sees it. `read(off, buf, n)` reads IPv6-header-relative
     bytes within the datagram (40 + payload length; the caller makes sure no bytes
     beyond it are visible). `walk=False`: the caller guarantees the header is followed
-    directly by a final protocol (no extension headers) and the walk is skipped."""
+    directly by a final protocol (no extension headers): no walk code at all."""
     from bpfilter.backend.flavors import load_tiers
 
     b = g.b
@@ -392,20 +392,35 @@ def parse_ipv6(g: Gen, ip: ir.Value, read: Reader, l4_need: int, want_ipv6header
     meta = g.stack(24, "meta6", zero=False)
     ext = g.stack(EXT_SIZE, "ext6")
     b.store(tot, meta, align=4)
+    merged = g.block("w6merged")
     if walk:
+        # most packets have no extension header: the walk (a loop of helper calls) is
+        # only entered when the first next header is one
+        slow, fast = g.block("w6slow"), g.block("w6fast")
+        nh0 = g.u8(ip, 6)
+        is_ext = None
+        for e in FIND_EXT:
+            c = b.icmp_unsigned("==", nh0, I32(e))
+            is_ext = c if is_ext is None else b.or_(is_ext, c)
+        b.cbranch(is_ext, slow, fast)
+        g.at(slow)
         Walker(g, read).walk(ip, tot, ext, meta, want_ipv6header, pass_blk)
-    else:
-        nh = g.u8(ip, 6)
-        b.store(nh, g.ptr(meta, 8), align=4)
-        b.store(I32(0), g.ptr(meta, 12), align=4)
-        b.store(I32(IP6HDR), g.ptr(meta, 16), align=4)
-        if want_ipv6header:
-            flags = b.select(b.icmp_unsigned("==", nh, I32(NEXTHDR_NONE)), I32(MASK_NONE),
-                             b.select(b.icmp_unsigned("==", nh, I32(NEXTHDR_ESP)),
-                                      I32(MASK_ESP), I32(MASK_PROTO)))
-            esp_short = b.and_(b.icmp_unsigned("==", nh, I32(NEXTHDR_ESP)),
-                               b.icmp_signed("<", b.sub(tot, I32(IP6HDR)), I32(2)))
-            b.store(b.select(esp_short, I32(IH_FALSE), flags), g.ptr(ext, IH_OFF), align=4)
+        b.branch(merged)
+        g.at(fast)
+    # no extension header: the final protocol follows the fixed header
+    nh = g.u8(ip, 6)
+    b.store(nh, g.ptr(meta, 8), align=4)
+    b.store(I32(0), g.ptr(meta, 12), align=4)
+    b.store(I32(IP6HDR), g.ptr(meta, 16), align=4)
+    if want_ipv6header:
+        flags = b.select(b.icmp_unsigned("==", nh, I32(NEXTHDR_NONE)), I32(MASK_NONE),
+                         b.select(b.icmp_unsigned("==", nh, I32(NEXTHDR_ESP)),
+                                  I32(MASK_ESP), I32(MASK_PROTO)))
+        esp_short = b.and_(b.icmp_unsigned("==", nh, I32(NEXTHDR_ESP)),
+                           b.icmp_signed("<", b.sub(tot, I32(IP6HDR)), I32(2)))
+        b.store(b.select(esp_short, I32(IH_FALSE), flags), g.ptr(ext, IH_OFF), align=4)
+    b.branch(merged)
+    g.at(merged)
     proto = b.load(g.ptr(meta, 8), typ=I32, align=4)
     fragoff = b.load(g.ptr(meta, 12), typ=I32, align=4)
     thoff = b.load(g.ptr(meta, 16), typ=I32, align=4)
