@@ -328,6 +328,9 @@ def _restore(argv: Sequence[str] | None, family: Family, prog: str) -> int:
     except pipeline.LockBusy as e:
         print(e, file=sys.stderr)
         return 4
+    except pipeline.RollbackIncomplete as e:
+        print(f"{prog}: {e}\n{prog}: check `bpfilter status`", file=sys.stderr)
+        return 1
     except (pipeline.PipelineError, OSError, ValueError) as e:
         print(f"{prog}: {e}\n{prog}: nothing changed; the previous ruleset stays in force",
               file=sys.stderr)

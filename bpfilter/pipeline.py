@@ -54,6 +54,10 @@ class PipelineError(Exception):
     """A failure after parsing, with what was being done; nothing was changed."""
 
 
+class RollbackIncomplete(PipelineError):
+    """A failed restore could not be undone entirely; the message lists what is left."""
+
+
 class InterruptedAfterCommit(KeyboardInterrupt):
     """Ctrl-C arrived during the commit; it was deferred and the commit completed."""
 
@@ -243,7 +247,7 @@ def _rollback(store: StateStore, journal: Journal) -> None:
             errors.append(f"restore netfilter tables: {proc.stderr.strip()}")
     store.clear_journal()
     if errors:
-        raise PipelineError("rollback incomplete: " + "; ".join(errors))
+        raise RollbackIncomplete("rollback incomplete: " + "; ".join(errors))
 
 
 # --- restore ------------------------------------------------------------------------
@@ -373,8 +377,11 @@ def _commit(store: StateStore, old: LoadedState | None, ruleset: Ruleset, plan: 
                             netns_cookie=netns_cookie())
         _test_point("commit")
         store.save(state)  # the commit point
-    except BaseException:
-        _rollback(store, journal)
+    except BaseException as failure:
+        try:
+            _rollback(store, journal)
+        except PipelineError as undo:  # say both: what failed, and what could not be undone
+            raise RollbackIncomplete(f"{failure}\n{undo}") from failure
         raise
     _remove_stale(store, old, records)
     for _, prog_pin in journal.updated:
