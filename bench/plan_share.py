@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no corpus at {args.corpus}", file=sys.stderr)
         return 2
     shares = corpus_shares(args.corpus, args.hook)
-    tb = tt = 0
+    tb = tt = v4b = v4t = 0
     for s in shares:
         if s.skipped:
             print(f"{s.name:56} skipped: {s.skipped[:70]}")
@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{s.name:56} {s.in_bpf:4}/{s.total:<4} {pct}{extra}")
         tb += s.in_bpf
         tt += s.total
+        if family_of(args.corpus / s.name) is Family.IPV4:
+            v4b += s.in_bpf
+            v4t += s.total
     print(f"{'OVERALL':56} {tb:4}/{tt:<4} {100 * tb / max(tt, 1):5.1f}%")
+    print(f"{'OVERALL IPv4':56} {v4b:4}/{v4t:<4} {100 * v4b / max(v4t, 1):5.1f}%")
     if args.reasons:
         counts = collections.Counter(_short(r) for s in shares for r in s.reasons)
         for reason, n in counts.most_common():
