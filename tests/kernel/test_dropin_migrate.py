@@ -100,3 +100,37 @@ def test_migrate_refuses_rules_split_across_variants(dut) -> None:  # noqa: F811
     assert "both iptables-nft and iptables-legacy" in r.stderr
     assert len(_filter_rules(d)) == 4
     assert d.run("bpfilter", "status").stdout.strip() == "nothing loaded"
+
+
+V6 = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 7001 -j DROP
+-A FORWARD -d 2001:db8::/33 -j DROP
+COMMIT
+"""
+
+
+def test_migrate_ipv6_apply_and_rollback(dut) -> None:  # noqa: F811
+    d, _ = dut
+    env = {"BPFILTER_IP6TABLES_SAVE": "ip6tables-legacy-save",
+           "BPFILTER_IP6TABLES_RESTORE": "ip6tables-legacy-restore"}
+    assert d.run("ip6tables-legacy-restore", stdin=V6).returncode == 0
+
+    def rules6() -> list[str]:
+        text = d.run("ip6tables-legacy-save", "-t", "filter").stdout
+        return [x for x in text.splitlines() if x.startswith("-A ")]
+
+    before = rules6()
+    assert len(before) == 2
+    r = d.run("bpfilter", "migrate", "-6", "--apply", **env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "skipped (the twin labs are IPv4 only)" in r.stdout
+    assert rules6() == []
+    assert "-A FORWARD -d 2001:db8::/33 -j DROP" in d.run("bpfilter6-save").stdout
+    assert d.run("bpfilter", "status").stdout.strip() == "nothing loaded"  # IPv4 untouched
+    r = d.run("bpfilter", "rollback", "-6", **env)
+    assert r.returncode == 0, r.stderr
+    assert rules6() == before
+    assert d.run("bpfilter", "status", "-6").stdout.strip() == "nothing loaded"
