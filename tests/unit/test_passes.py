@@ -178,7 +178,9 @@ def test_lookup_contents_layout() -> None:
     lks = plan_lookups(table, lambda chain, n: 1000 + n, 16)
     (lk,) = lks.values()
     nodes, rules = lk.contents()
-    assert nodes.count == len(lk.tree.nodes) and rules.count == len(lk.tree.entries)
+    # all nodes are one array element; the rules map has one element per leaf entry
+    assert nodes.count == 1 and nodes.value_size == 16 * len(lk.tree.nodes)
+    assert rules.count == len(lk.tree.entries)
     # every rule entry carries the counter slot of its rule
     for i, e in enumerate(lk.tree.entries):
         vals = RULE.unpack_from(rules.values, i * RULE.size)
