@@ -261,7 +261,7 @@ def parse_command(
             return ctx_cache[0][1]
         proto = None
         if spec.protocol is not None:
-            proto = Negatable(spec.protocol, "p" in spec.inv)
+            proto = _negatable(spec.protocol, "p" in spec.inv)
         made = ParseContext(family, table, chain or "", proto)
         ctx_cache[:] = [(key, made)]
         return made
@@ -474,7 +474,7 @@ def parse_command(
     tgt: Target | None = None
     if target is not None:
         if target.ext.name == "standard":
-            tgt = Target(jumpto or "")
+            tgt = _verdict(jumpto or "")
         else:
             tctx = replace(context, matches=tuple(final_matches))
             tgt = Target(target.ext.name, target.ext.finalize(tuple(target.options), tctx))
@@ -569,6 +569,18 @@ def _ext_option(entry: _Loaded, ospec: OptionSpec, optarg: str | None, invert: b
     entry.options.append(Option(ospec.name, value, invert))
 
 
+@lru_cache(maxsize=4096)
+def _negatable(value: object, negated: bool) -> Negatable:
+    """Negatable values are immutable: lines share them (same interfaces, protocols, nets)."""
+    return Negatable(value, negated)
+
+
+@lru_cache(maxsize=256)
+def _verdict(name: str) -> Target:
+    """The (immutable) target of ``-j ACCEPT`` and other standard verdicts, shared."""
+    return Target(name)
+
+
 def _expand(spec: RuleSpec, matches: list[Match], target: Target | None, family: Family,
             location: Location | None) -> list[Rule]:
     """One rule per (source, destination) pair, source-major as iptables appends them."""
@@ -578,22 +590,22 @@ def _expand(spec: RuleSpec, matches: list[Match], target: Target | None, family:
         list(parse_addresses(spec.dst, family)) if spec.dst is not None else [None])
     src_neg, dst_neg = "s" in spec.inv, "d" in spec.inv
     base = Rule(
-        in_iface=Negatable(spec.in_iface, "i" in spec.inv) if spec.in_iface is not None else None,
-        out_iface=(Negatable(spec.out_iface, "o" in spec.inv)
+        in_iface=_negatable(spec.in_iface, "i" in spec.inv) if spec.in_iface is not None else None,
+        out_iface=(_negatable(spec.out_iface, "o" in spec.inv)
                    if spec.out_iface is not None else None),
-        protocol=Negatable(spec.protocol, "p" in spec.inv) if spec.protocol is not None else None,
+        protocol=_negatable(spec.protocol, "p" in spec.inv) if spec.protocol is not None else None,
         fragment=("f" not in spec.inv) if spec.fragment else None,
         matches=tuple(matches),
         target=target,
         counters=spec.counters,
         location=location,
-        src=Negatable(srcs[0], src_neg) if srcs[0] is not None else None,
-        dst=Negatable(dsts[0], dst_neg) if dsts[0] is not None else None,
+        src=_negatable(srcs[0], src_neg) if srcs[0] is not None else None,
+        dst=_negatable(dsts[0], dst_neg) if dsts[0] is not None else None,
     )
     if len(srcs) == 1 and len(dsts) == 1:
         return [base]
-    return [base.with_(src=Negatable(s, src_neg) if s is not None else None,
-                       dst=Negatable(d, dst_neg) if d is not None else None)
+    return [base.with_(src=_negatable(s, src_neg) if s is not None else None,
+                       dst=_negatable(d, dst_neg) if d is not None else None)
             for s in srcs for d in dsts]
 
 
