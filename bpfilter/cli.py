@@ -88,6 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="apply even if verification differs")
     p.add_argument("--no-verify", action="store_true", help="skip the twin-namespace check")
     p.add_argument("--frames", type=int, default=500, help="packets to verify with")
+    p = sub.add_parser("verify", help="same packets through iptables-legacy and bpfilter in "
+                                       "throwaway twin namespaces; exit 0 only if all agree")
+    p.add_argument("file", help="iptables-save text")
+    p.add_argument("--hook", default="nf", choices=("nf", "xdp", "tc"))
+    p.add_argument("--packets", type=int, default=2000, help="packets to send")
+    p.add_argument("--seed", type=int, default=0, help="packet generator seed (replays a run)")
     sub.add_parser("data-dir", help="where the systemd unit, udev rule and "
                                     "netfilter-persistent plugin are installed")
     p = sub.add_parser("rollback", help="put back the netfilter ruleset from before migrate")
@@ -96,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     family = Family.IPV6 if getattr(args, "v6", False) else Family.IPV4
     if args.cmd in ("migrate", "rollback"):
         return _migrate(args, family)
+    if args.cmd == "verify":
+        return _verify(args)
     if args.cmd == "data-dir":
         print(DATA_DIR)
         return 0
@@ -159,6 +167,24 @@ def _migrate(args: argparse.Namespace, family: Family) -> int:
     except (migrate.MigrateError, pipeline.PipelineError, OSError) as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 1
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from bpfilter.verify.differential import verify_with_bpfilter
+
+    text, name = _read(args.file)
+    try:
+        parse_restore(text, family=Family.IPV4, filename=name)
+    except RestoreError as e:
+        print(format_error("bpfilter verify", e), file=sys.stderr)
+        return 1
+    result = verify_with_bpfilter(text, args.hook, frames=args.packets, seed=args.seed)
+    if result.mismatches:
+        print(result.report())
+        return 1
+    print(f"{name}: {result.frames} packets, same verdict in iptables-legacy and bpfilter "
+          f"--hook {args.hook} ({result.seconds:.1f}s)")
+    return 0
 
 
 def _plan_text(plan: Plan) -> str:

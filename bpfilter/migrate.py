@@ -13,9 +13,7 @@ stay in netfilter are re-applied as they were. The live text is kept so that
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,17 +76,11 @@ def _verify(text: str, family: Family, hook: str, frames: int) -> tuple[str, int
     """The same packets through iptables-legacy and bpfilter in throw-away twin labs."""
     if family is not Family.IPV4:
         return "verification: skipped (the twin labs are IPv4 only)", 0
-    from bpfilter.verify.differential import BpfilterCli, verify_ruleset
+    from bpfilter.verify.differential import verify_with_bpfilter
 
     filter_only = print_ruleset(Ruleset(family, tuple(
         t for t in parse_restore(text, family=family).tables if t.name == "filter")))
-    run_dir = Path(tempfile.mkdtemp(prefix="bpfilter-verify-"))
-    try:
-        candidate = BpfilterCli("nf" if hook == "auto" else hook, run_dir)
-        result = verify_ruleset(filter_only, candidate, frames=frames)
-    finally:
-        subprocess.run(["umount", "-l", str(run_dir / "bpffs")], capture_output=True)
-        shutil.rmtree(run_dir, ignore_errors=True)
+    result = verify_with_bpfilter(filter_only, "nf" if hook == "auto" else hook, frames=frames)
     if not result.mismatches:
         return (f"verification: {result.frames} packets, same verdict in iptables-legacy and "
                 f"bpfilter ({result.seconds:.1f}s)"), 0

@@ -417,3 +417,23 @@ def verify_ruleset(ruleset_text: str, candidate: Backend, *, frames: int = 2000,
             return compare(seed, ruleset_text, specs, reference, twin)
         finally:
             candidate.close()
+
+
+def verify_with_bpfilter(ruleset_text: str, hook: str = "nf", *, frames: int = 2000,
+                         seed: int = 0) -> RulesetResult:
+    """`bpfilter verify`: twin labs, iptables-legacy against `bpfilter-restore --hook`.
+
+    The candidate's state (bpffs included) lives in a temporary run directory
+    that is unmounted and removed afterwards.
+    """
+    import shutil
+    import tempfile
+
+    run_dir = Path(tempfile.mkdtemp(prefix="bpfilter-verify-"))
+    try:
+        return verify_ruleset(ruleset_text, BpfilterCli(hook, run_dir), frames=frames,
+                              seed=seed)
+    finally:
+        subprocess.run(["umount", "-l", str(run_dir / "bpffs")], capture_output=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
