@@ -547,10 +547,12 @@ def _attach_one(store: StateStore, old_links: dict[tuple[str, str, str | None], 
     _unlink_pin(store, pin)
     journal.created.append(pin)
     store.save_journal(journal)
-    # hand-off programs must run before netfilter's copy of their chain (priority 0)
-    first = any(m.name == handoff.HANDOFF_MAP for m in cp.program.maps)
+    # nf programs sit right before the filter table's priority (nothing standard runs
+    # in between); a hand-off program must stay before netfilter's copy of its chain
+    # (backend/handoff.py), so for it there is no later fallback place
+    ho = any(m.name == handoff.HANDOFF_MAP for m in cp.program.maps)
     link = _attach(cp.name, cp.flavor, cp.hook, prog, ifindex, store.family,
-                   NF_PRIORITY_FILTER - 1 if first else NF_PRIORITY_FILTER)
+                   NF_PRIORITY_FILTER - 1, fallback=not ho)
     try:
         link.pin(store.pin_path(pin))
     except BaseException:
@@ -562,18 +564,19 @@ def _attach_one(store: StateStore, old_links: dict[tuple[str, str, str | None], 
 
 
 def _attach(name: str, flavor: str, hook: str, prog: Program, ifindex: int | None,
-            family: Family, priority: int = NF_PRIORITY_FILTER) -> Link:
+            family: Family, priority: int = NF_PRIORITY_FILTER - 1,
+            fallback: bool = True) -> Link:
     try:
         if flavor == "nf":
             try:
                 return attach_netfilter(prog, family, hook, priority)
             except AttachError as e:
-                # The kernel allows no BPF link at the priority of another hook (EBUSY):
-                # e.g. the filter table itself, when plan.py split it by chain. Right
-                # after it is the same place in the hook order (security is at 50).
-                if getattr(e.__cause__, "errno", None) != errno.EBUSY:
+                # The kernel allows no BPF link at the priority of another hook (EBUSY).
+                # Right after the filter table is the same place in the hook order
+                # (security is at 50).
+                if not fallback or getattr(e.__cause__, "errno", None) != errno.EBUSY:
                     raise
-                return attach_netfilter(prog, family, hook, priority + 1)
+                return attach_netfilter(prog, family, hook, NF_PRIORITY_FILTER + 1)
         if flavor == "xdp":
             return attach_xdp(prog, ifindex)
         return attach_tc(prog, ifindex, direction=hook)

@@ -20,8 +20,12 @@ it holds this packet's exact IP header from a packet BPF accepted: INPUT and FOR
 run in the receive path with bottom halves disabled, so between the two hook
 functions no other packet is processed on that CPU and the slot is this packet's own.
 Any other mismatch (slot invalid or from another packet) makes netfilter walk the full
-chain: slower, still exact. OUTPUT runs in process context (preemptible with
-preempt=full): its chains are not handed off (they go to netfilter whole, plan.py).
+chain: slower, still exact. The order matters: the BPF program must run first, or the
+checker would read the previous packet's slot (identical headers do happen: unconnected
+DF UDP sockets send IP ID 0), so the pipeline attaches hand-off programs at priority -1
+with no fallback place, and every nf program at -1 so that updates in place keep it.
+OUTPUT runs in process context (preemptible with preempt=full): its chains are not
+handed off (they go to netfilter whole, plan.py).
 Counters: rules BPF evaluated count there; handed-off packets are also counted by
 netfilter's copy (its counters are not merged into `bpfilter save`).
 """
