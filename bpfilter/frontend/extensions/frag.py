@@ -19,6 +19,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.options import without_default
 from bpfilter.frontend.extensions.types import UINT32_MAX, NumRange, parse_range_rc, parse_uint
 from bpfilter.ir import Family, Option
 
@@ -50,8 +51,7 @@ class FragMatch(Extension):
             raise ExtensionError(
                 f'frag: option "--{second}" cannot be used together with "--{first}".'
             )
-        kept = [o for o in options if not (o.name == "fragid" and o.value == FULL
-                                           and not o.negated)]
+        kept = without_default(options, "fragid", FULL)
         return super().finalize(kept, ctx)
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:

@@ -29,6 +29,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.options import without_default
 from bpfilter.frontend.extensions.placement import require_protocol
 from bpfilter.frontend.extensions.types import UINT32_MAX, NumRange, parse_range_rc, parse_uint
 from bpfilter.ir import Family, Option
@@ -69,8 +70,8 @@ class _SpiMatch(Extension):
             require_protocol(ctx, self.protocol, f"{self.name} match")
         # An explicit full range means "any SPI": drop it, unless the default is not
         # "any" (ipcomp), where it must stay although 1.8.9 prints nothing for it.
-        kept = [o for o in options if not (o.name == self.spi_option and o.value == FULL
-                                           and not o.negated and self.default_spi is None)]
+        kept = (without_default(options, self.spi_option, FULL) if self.default_spi is None
+                else list(options))
         has_spi = any(o.name == self.spi_option for o in options)
         if not has_spi and self.default_spi is not None:
             kept.append(Option(self.spi_option, self.default_spi))
@@ -122,8 +123,7 @@ class Ah6Match(_SpiMatch):
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
         # ip6t_ah: --ahlen 0 (not negated) is the default and not printed.
-        options = [o for o in options if not (o.name == "ahlen" and o.value == 0
-                                              and not o.negated)]
+        options = without_default(options, "ahlen", 0)
         return super().finalize(options, ctx)
 
 

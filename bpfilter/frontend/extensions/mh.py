@@ -16,6 +16,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.options import without_default
 from bpfilter.frontend.extensions.placement import require_protocol
 from bpfilter.frontend.extensions.types import UINT8_MAX, NumRange, try_number
 from bpfilter.ir import Family, Option
@@ -69,7 +70,7 @@ class MhMatch(Extension):
 
     def finalize(self, options: Sequence[Option], ctx: ParseContext) -> tuple[Option, ...]:
         require_protocol(ctx, IPPROTO_MH, "mh match")
-        kept = [o for o in options if not (o.value == FULL and not o.negated)]
+        kept = without_default(options, "mh-type", FULL)
         return super().finalize(kept, ctx)
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:

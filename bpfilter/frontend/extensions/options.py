@@ -43,6 +43,12 @@ def exclusive(ext: str, found: dict[str, Option], *names: str) -> None:
         )
 
 
+def without_default(options: Sequence[Option], name: str, default: object) -> list[Option]:
+    """Drop a non-negated ``--name default``: the kernel struct holds it as if not given,
+    so iptables-save does not print it (a negated one matches nothing and stays)."""
+    return [o for o in options if not (o.name == name and o.value == default and not o.negated)]
+
+
 def prefix_lookup(arg: str, names: Sequence[str]) -> str | None:
     """First of ``names`` that ``arg`` abbreviates, ignoring case (C strncasecmp idiom).
 
@@ -75,4 +81,5 @@ __all__ = [
     "need_one",
     "parse_keyword_list",
     "prefix_lookup",
+    "without_default",
 ]

@@ -19,6 +19,7 @@ from bpfilter.frontend.extensions.base import (
     ParseContext,
     register,
 )
+from bpfilter.frontend.extensions.options import without_default
 from bpfilter.frontend.extensions.types import UINT32_MAX, NumRange, parse_range_rc, parse_uint
 from bpfilter.ir import Family, Option
 
@@ -69,8 +70,7 @@ class RtMatch(Extension):
             if o.name == "rt-0-not-strict" and "rt-0-addrs" not in seen:
                 raise ExtensionError("`--rt-0-addr ...' required before `--rt-0-not-strict'")
             seen[o.name] = o
-        kept = [o for o in options if not (o.name == "rt-segsleft" and o.value == FULL
-                                           and not o.negated)]
+        kept = without_default(options, "rt-segsleft", FULL)
         return super().finalize(kept, ctx)
 
     def save(self, options: Sequence[Option], ctx: ParseContext) -> str:
