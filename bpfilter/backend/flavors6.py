@@ -22,6 +22,8 @@ goes on; IPv4 frames are always passed that way, so both families share a TCX ho
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llvmlite import ir
 
 from bpfilter.backend.flavors import (
@@ -122,7 +124,8 @@ class Nf6Mixin:
         in_name = nf._devname(g, state, "in") if needs.in_name else None
         out_name = nf._devname(g, state, "out") if needs.out_name else None
         (chain,) = chains
-        emit_chain(chain, _with_names(pkt, in_name, out_name))
+        # the skb pointer: nf-only matchers (conntrack, state, mark) read it
+        emit_chain(chain, replace(_with_names(pkt, in_name, out_name), skb=skb))
 
     def gate6(self, g: Gen, state: ir.Value, ip: ir.Value, pass_blk: ir.Block) -> None:
         """Which packets this program decides (all: it implements its chain alone)."""

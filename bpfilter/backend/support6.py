@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from bpfilter.ir import Rule
 
-# tcp/udp/multiport read thoff/fragoff exactly as xt_tcpudp/xt_multiport do for IPv6
+# tcp/udp/multiport read thoff/fragoff exactly as xt_tcpudp/xt_multiport do for IPv6;
+# conntrack/state/mark read skb->_nfct / skb->mark, the same for both families (the
+# conntrack matcher refuses IPv6 tuple addresses itself)
 IPV6_MODULES = frozenset({"tcp", "udp", "multiport", "comment", "icmp6", "hl", "hbh",
-                          "dst", "rt", "frag", "ipv6header"})
+                          "dst", "rt", "frag", "ipv6header", "conntrack", "state", "mark"})
 
 
 def unsupported_reason6(rule: Rule) -> str | None:

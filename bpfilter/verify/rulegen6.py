@@ -113,6 +113,12 @@ def _rule(rng: random.Random, chain: str, targets: list[str]) -> str:
         parts.append(rng.choice(("-p all", "-p 59", "-p esp", "! -p udp", "-p ah", "-p 0")))
     for _ in range(rng.choice((0, 1, 1, 2))):
         parts.append(_ext_match(rng))
+    if rng.random() < 0.1:
+        states = ",".join(rng.sample(("NEW", "ESTABLISHED", "RELATED", "INVALID",
+                                      "UNTRACKED"), rng.choice((1, 2))))
+        parts.append(rng.choice((f"-m conntrack {_neg(rng)}--ctstate {states}",
+                                 f"-m state {_neg(rng)}--state {states}",
+                                 f"-m conntrack --ctdir {rng.choice(('ORIGINAL', 'REPLY'))}")))
     parts.append(_target(rng, chain, targets))
     return " ".join(p for p in parts if p)
 
