@@ -21,6 +21,7 @@ and changes nothing: the caller recompiles.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from bpfilter.backend.lookup import LEAF_SLACK, NODE, RULE, TreeLookup
@@ -56,6 +57,7 @@ class LiveLookup:
         self.capacity = rules_map.spec.max_entries
         self.trees: dict[tuple[int, bool, bool], TreeInfo] = {
             (ti.l4ok, *ti.wide): ti for ti in t.trees}  # type: ignore[misc]
+        self.blob = bytearray(lk.contents()[0].values)  # the nodes element as written
         self.by_rule: dict[int, list[int]] = {}  # run position → its live box indices
         for i, b in enumerate(self.boxes):
             self.by_rule.setdefault(b.rule, []).append(i)
@@ -154,9 +156,9 @@ class LiveLookup:
         update_batch(self.rules_map, keys, patch.entries)  # unused room: nobody reads it yet
         self.apply(position, patch)
         # the nodes are one element: rewrite it (only the changed leaf words differ)
-        self.nodes_map.update(bytes(4), b"".join(
-            NODE.pack(LEAF, 0, n[2] << 8 | n[3], 0) if n[0] == LEAF else NODE.pack(*n)
-            for n in self.nodes))
+        for node, (start, count) in patch.leaves.items():
+            struct.pack_into("<I", self.blob, node * NODE.size + 8, start << 8 | count)
+        self.nodes_map.update(bytes(4), bytes(self.blob))
         return True
 
     def apply(self, position: int, patch: Patch) -> None:
