@@ -226,8 +226,7 @@ def plan_ruleset(ruleset: Ruleset, hook: str = "auto") -> Plan:
             continue
         reasons = _chain_reasons(table, ruleset.family, flavor)
         bad = {c for c, why in reasons.items() if why}
-        handoff = frozenset(bad & HANDOFF_CHAINS) if (
-            flavor == "nf" and ruleset.family == Family.IPV4) else frozenset()
+        handoff = frozenset(bad & HANDOFF_CHAINS) if flavor == "nf" else frozenset()
         in_nf = bad - handoff  # whole chain in netfilter, none of it in BPF
         in_bpf = {c for c in reasons if c not in in_nf}
         if in_bpf:

@@ -140,11 +140,21 @@ def handoff_points(table: Table, family: Family, root: str) -> dict[tuple[str, i
         j = len(rule.matches)
         for k, m in enumerate(rule.matches):
             mc = matcher(m.module)
-            if mc is None or mc.unsupported(m, rule):
+            if mc is None or mc.unsupported(m, rule) or not _family_ok(m, family):
                 j = k
                 break
         out[(chain, num)] = j
     return out
+
+
+def _family_ok(m: Match, family: Family) -> bool:
+    """IPv6 (by H11): only the matchers written for the IPv6 prologue may run before
+    the hand-off (several IPv4 matchers read IPv4 header offsets)."""
+    if family == Family.IPV4:
+        return True
+    from bpfilter.backend.support6 import IPV6_MODULES
+
+    return m.module in IPV6_MODULES
 
 
 def with_checker(table: Table, chains: frozenset[str], pin_path: str) -> Table:

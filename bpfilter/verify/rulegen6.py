@@ -159,6 +159,10 @@ def _ext_match(rng: random.Random) -> str:
 
 def _target(rng: random.Random, chain: str, targets: list[str]) -> str:
     r = rng.random()
+    if r < 0.06:  # run by netfilter (hand-off): the reply / log line are its own
+        return rng.choice(("-j REJECT", "-j REJECT --reject-with icmp6-adm-prohibited",
+                           "-j LOG --log-prefix h11", "-j LOG",
+                           "-m limit --limit 1000/sec --limit-burst 1000 -j DROP"))
     if r < 0.35:
         return "-j ACCEPT"
     if r < 0.7:
