@@ -62,6 +62,14 @@ LEAF_SLACK = 4  # entries a leaf may grow by through in-place updates (update.py
 CHECK_ORDER = (0, 1, 4, 2, 3, 5)
 
 
+def check_order(t: TreeInfo) -> tuple[int, ...]:
+    """Dimensions in the order a tree's leaf scan compares them: a wide address is a
+    poor filter in its own tree (nearly every entry passes it), so it goes last."""
+    narrow = [d for d, wide in zip((0, 1), t.wide, strict=True) if not wide]
+    wide = [d for d, w in zip((0, 1), t.wide, strict=True) if w]
+    return (*narrow, 4, 2, 3, *wide, 5)
+
+
 @dataclass(frozen=True)
 class TreeLookup:
     """Rules `first`..`last` (1-based) of `chain`, classified by `tree`."""
@@ -269,7 +277,7 @@ def _emit_tree(g: Gen, fields: ir.Value, best: ir.Value, nodes: ir.Value, lk: Tr
     pos = g.load(q, POS_OFF, I32, align=4)
     # entries are in priority order: nothing after a worse one can win
     g.require(b.icmp_unsigned("<", pos, g.load(best, 0, I32, align=4)), done, "lk.cand")
-    for d in CHECK_ORDER:
+    for d in check_order(t):
         fv = g.load(fields, 4 * d, I32, align=4)
         g.require(b.icmp_unsigned(">=", fv, g.load(q, 8 * d, I32, align=4)), step, "lk.lo")
         g.require(b.icmp_unsigned("<=", fv, g.load(q, 8 * d + 4, I32, align=4)), step, "lk.hi")
