@@ -22,11 +22,12 @@ and changes nothing: the caller recompiles.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bpfilter.backend.lookup import LEAF_SLACK, NODE, RULE, TreeLookup
 from bpfilter.backend.mapdata import update_batch
-from bpfilter.ir import Rule
+from bpfilter.ir import Rule, Table
 from bpfilter.loader.maps import Map
 from bpfilter.passes.dtree import LEAF, LEAF_MAX, TreeInfo, group_of
 from bpfilter.passes.fivetuple import FULL_HI, FULL_LO, Box, rule_boxes
@@ -188,3 +189,29 @@ class LiveLookup:
                     best = b
                     break
         return best
+
+
+def changes_in_place(old: Table, new: Table, lookups: Mapping[tuple[str, int], TreeLookup]
+                     ) -> list[tuple[TreeLookup, int, Rule]] | None:
+    """The (lookup, run position, new rule) replacements that turn the loaded table
+    `old` (compiled with `lookups`) into `new`, or None when anything else differs
+    (chains, policies, rule counts, a changed rule outside every lookup run): then the
+    caller recompiles. For a re-restore: `plan_lookups(old, slot)` rebuilds `lookups`
+    deterministically from the loaded ruleset text."""
+    if [(c.name, c.policy, len(c.rules)) for c in old.chains] != [
+            (c.name, c.policy, len(c.rules)) for c in new.chains]:
+        return None
+    runs = {}
+    for (chain, _), lk in lookups.items():
+        for n in range(lk.first, lk.last + 1):
+            runs[(chain, n)] = lk
+    out = []
+    for oc, nc in zip(old.chains, new.chains, strict=True):
+        for n, (a, b) in enumerate(zip(oc.rules, nc.rules, strict=True), 1):
+            if a.with_(counters=None) == b.with_(counters=None):
+                continue
+            lk = runs.get((oc.name, n))
+            if lk is None:
+                return None
+            out.append((lk, n - lk.first, b))
+    return out

@@ -247,3 +247,23 @@ def test_bench_cli_points_meet_the_rules() -> None:
     pts = sample_points(table, 200)
     hits = sum(first_match(gen, p) is not None for p in pts[::2])
     assert len(pts) == 200 and hits >= 80  # the in-box half mostly meets a rule
+
+
+def test_changes_in_place_only_for_rules_inside_lookups() -> None:
+    from bpfilter.backend.lookup_update import changes_in_place
+
+    gen = classbench(100, seed=3)
+    old = table_of(restore_text(gen).replace("COMMIT", "-A INPUT -i eth0 -j DROP\nCOMMIT"))
+    lks = plan_lookups(old, lambda c, n: n, 16)
+    (lk,) = lks.values()
+    changed = list(gen)
+    changed[40] = classbench(101, seed=8)[100]
+    new = table_of(restore_text(changed).replace("COMMIT", "-A INPUT -i eth0 -j DROP\nCOMMIT"))
+    (got,) = changes_in_place(old, new, lks)
+    assert got[0] is lk and got[1] == 40 - (lk.first - 1)
+    assert changes_in_place(old, old, lks) == []
+    other = table_of(restore_text(gen).replace("COMMIT", "-A INPUT -i eth1 -j DROP\nCOMMIT"))
+    assert changes_in_place(old, other, lks) is None  # outside every lookup run
+    shorter = table_of(restore_text(gen[:-1]).replace("COMMIT",
+                                                       "-A INPUT -i eth0 -j DROP\nCOMMIT"))
+    assert changes_in_place(old, shorter, lks) is None
