@@ -2,7 +2,8 @@
 
 ``python -m tests.unit.extensions_ref189_oracle`` runs the rule of every line
 through iptables-legacy-restore / -save inside a private network namespace
-(created and deleted here, with the ipsets some rules name) and rewrites the
+(created and deleted here, with the ipsets and rate estimators some rules name;
+the runner is the .t files' ``conformance_oracle.run_real``) and rewrites the
 last column: what 1.8.9 printed after ``-A CHAIN``, or FAIL. To add a case,
 append a line with any last column and run this. ``test_extensions_ref189``
 replays the file without root.
@@ -13,22 +14,23 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bpfilter.ir import BUILTIN_CHAINS
+from bpfilter.ir import Family
+from tests.unit.conformance_cases import Case
+from tests.unit.conformance_oracle import NETNS, run_real
 from tests.unit.test_extensions_ref189 import DATA
 
-NS = "bpf_ext_ref189_oracle"
 SETUP = ("ipset create foo hash:ip", "ipset create bar hash:ip,port",
          "ipset create m hash:ip skbinfo", "ipset create foo6 hash:ip family inet6")
 # -m rateest needs the estimators it names: RATEEST rules in an unreferenced
-# mangle chain hold RE1 and RE2 (re-added whenever a case flushes mangle).
+# mangle chain hold RE1 and RE2 (re-added whenever a case replaces mangle).
 HOLD_CHAIN = "ORACLE_RATEEST"
 HOLD = tuple(f"-A {HOLD_CHAIN} -j RATEEST --rateest-name {n} --rateest-interval 250ms "
              "--rateest-ewmalog 0.5s" for n in ("RE1", "RE2"))
+TOOLS = {Family.IPV4: "iptables-legacy", Family.IPV6: "ip6tables-legacy"}
 
 
-def _ns(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", "netns", "exec", NS, *argv], input=stdin,
-                          capture_output=True, text=True, check=False)
+def _ns(*argv: str) -> None:
+    subprocess.run(["ip", "netns", "exec", NETNS, *argv], capture_output=True, check=False)
 
 
 def _hold_estimators(tool: str) -> None:
@@ -39,11 +41,11 @@ def _hold_estimators(tool: str) -> None:
 
 def record(lines: list[str]) -> list[str]:
     """The TSV lines with their last column as iptables-legacy 1.8.9 gives it."""
-    subprocess.run(["ip", "netns", "add", NS], check=True)
+    subprocess.run(["ip", "netns", "add", NETNS], check=True)
     try:
         for cmd in SETUP:
             _ns(*cmd.split())
-        for tool in ("iptables-legacy", "ip6tables-legacy"):
+        for tool in TOOLS.values():
             _hold_estimators(tool)
         out = []
         for line in lines:
@@ -51,22 +53,19 @@ def record(lines: list[str]) -> list[str]:
                 out.append(line)
                 continue
             fam, table, chain, rule, _old = line.split("\t")
-            tool = "ip6tables-legacy" if fam == "6" else "iptables-legacy"
-            decl = "" if chain in BUILTIN_CHAINS.get(table, ()) else f":{chain} - [0:0]\n"
-            res = _ns(f"{tool}-restore", stdin=f"*{table}\n{decl}-A {chain} {rule}\nCOMMIT\n")
-            printed = "FAIL"
-            if res.returncode == 0:
-                save = _ns(f"{tool}-save", "-t", table).stdout
-                first = next(s for s in save.splitlines() if s.startswith(f"-A {chain}"))
-                printed = first.removeprefix(f"-A {chain}").lstrip()
-                _ns(tool, "-t", table, "-F")
-                _ns(tool, "-t", table, "-X")
+            family = Family.IPV6 if fam == "6" else Family.IPV4
+            ok, printed, _err = run_real(Case(DATA.name, 0, family, table, chain, rule, None, "OK"))
+            if ok:
+                # Empty the table now: kernel objects a rule made (hashlimit tables,
+                # estimators) must not meet the next case's.
+                _ns(TOOLS[family], "-t", table, "-F")
+                _ns(TOOLS[family], "-t", table, "-X")
                 if table == "mangle":
-                    _hold_estimators(tool)
-            out.append("\t".join((fam, table, chain, rule, printed)))
+                    _hold_estimators(TOOLS[family])
+            out.append("\t".join((fam, table, chain, rule, printed[0] if ok else "FAIL")))
         return out
     finally:
-        subprocess.run(["ip", "netns", "del", NS], check=False)
+        subprocess.run(["ip", "netns", "delete", NETNS], check=False)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@
 iptables-legacy 1.8.9 saved for it (recorded in a private network namespace by
 ``python -m tests.unit.extensions_ref189_oracle``). Each rule goes through the
 whole frontend (restore parser, extension finalize, COMMIT's kernel checks,
-printer) and must print exactly as 1.8.9 printed it, or be refused when 1.8.9
-refused it. The rows cover quirks the corpus .t files do not: abbreviations,
-service names, value truncation, option order, kernel table/hook/protocol checks.
+printer) with the driver of the corpus .t cases (``conformance_report.run_case``)
+and must print exactly as 1.8.9 printed it, or be refused when 1.8.9 refused it.
+The rows cover quirks the corpus .t files do not: abbreviations, service names,
+value truncation, option order, kernel table/hook/protocol checks.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from bpfilter.frontend.errors import RestoreError
-from bpfilter.frontend.parser import parse_restore
-from bpfilter.frontend.printer import print_rule
-from bpfilter.ir import BUILTIN_CHAINS, Family
+from bpfilter.ir import Family
+from tests.unit.conformance_cases import Case
+from tests.unit.conformance_report import run_case
 
 DATA = Path(__file__).parent / "data" / "extensions_ref189.tsv"
 
@@ -47,17 +47,12 @@ CASES = _cases()
 def run(fam: str, table: str, chain: str, rule: str) -> str:
     """What the frontend prints after ``-A CHAIN`` for ``rule``, or FAIL when it refuses."""
     family = Family.IPV6 if fam == "6" else Family.IPV4
-    decl = "" if chain in BUILTIN_CHAINS.get(table, ()) else f":{chain} - [0:0]\n"
-    text = f"*{table}\n{decl}-A {chain} {rule}\nCOMMIT\n"
-    try:
-        rs = parse_restore(text, family=family, filename="case")
-    except RestoreError:
+    case = Case(DATA.name, 0, family, table, chain, rule, None, "OK")
+    accepted, lines, _err = run_case(case)
+    if not accepted:
         return "FAIL"
-    t = rs.table(table)
-    assert t is not None
-    c = t.chain(chain)
-    assert c is not None and len(c.rules) == 1
-    return print_rule(c.rules[0], chain, family, table=table).removeprefix(f"-A {chain}").lstrip()
+    assert lines is not None and len(lines) == 1
+    return lines[0]
 
 
 @pytest.mark.parametrize(("fam", "table", "chain", "rule", "printed"), CASES,
