@@ -18,6 +18,10 @@ from bpfilter.verify.differential import is_bpffs
 from bpfilter.verify.router import RouterLab
 from bpfilter.verify.rulegen6 import Packet6
 
+# bpfilter's netfilter side (hand-off, fallback) uses ip6tables-legacy like the reference:
+# the nft variant translates some matches into nft expressions with other semantics
+LEGACY = {"BPFILTER_IP6TABLES_RESTORE": "ip6tables-legacy-restore",
+          "BPFILTER_IP6TABLES_SAVE": "ip6tables-legacy-save"}
 # next headers the router's raw sockets listen for (the final protocol of a chain)
 PROTOCOLS6 = (6, 17, 50, 58, 59)
 
@@ -55,7 +59,7 @@ class Bpfilter6:
         self._n = 0
 
     def _env(self) -> dict[str, str]:
-        return {"BPFILTER_RUN_DIR": str(self.run_dir)}
+        return {"BPFILTER_RUN_DIR": str(self.run_dir), **LEGACY}
 
     def load(self, lab: RouterLab, text: str) -> None:
         self._n += 1

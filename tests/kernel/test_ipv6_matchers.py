@@ -157,6 +157,8 @@ CASES: dict[str, tuple[str, bytes, str]] = {
     "dst-second": ("-m dst --dst-len 16", chain((HOP, opts(DST)), (DST, opts(UDP, 1)),
                                                 final=UDP, l4=udp_l4()), "match"),
     "dst-truncated": ("-m dst", dg(DST, b"\x11"), "hotdrop"),
+    "dst-longer-than-packet": ("-m dst", dg(DST, opts(UDP, 1)[:12]), "hotdrop"),
+    "rt-longer-than-packet": ("-m rt", dg(RT, rt(UDP)[:16]), "hotdrop"),
     "rt-type-segsleft": ("-m rt --rt-type 2 --rt-segsleft 0", chain((RT, rt(UDP)),
                                                                      final=UDP, l4=udp_l4()),
                          "match"),

@@ -3,7 +3,7 @@ ipv6_find_hdr(target) finds it (the prologue records it: backend/ipv6.py).
 
 Shared kernel shape (ip6t_hbh.c, ip6t_rt.c, ip6t_frag.c): -ENOENT → no match; any
 other error → hotdrop; the fixed part of the header unreadable → hotdrop. Then:
-* hbh/dst: a header longer than the rest of the packet → no match; `--hbh-len N`
+* hbh/dst: a header longer than the rest of the packet → hotdrop; `--hbh-len N`
   compares N with the header's length in bytes, XOR `!`. Option lists (--hbh-opts)
   are not compiled.
 * rt: the same length rule; --rt-segsleft range, --rt-len, --rt-type, each XOR its `!`.
@@ -58,10 +58,12 @@ def find_header(rc: RuleCtx, target: int, need: int) -> ir.Value:
 
 
 def fits(rc: RuleCtx, target: int, hdrlen: ir.Value) -> None:
-    """`if (skb->len - ptr < hdrlen) return false`."""
+    """`if (skb->len - ptr < hdrlen) { par->hotdrop = true; return false; }` (hbh/dst
+    and rt hotdrop a header longer than the packet since "netfilter: ip6t: hotdrop
+    truncated headers"; found by the differential suite against this kernel)."""
     g, b = rc.gen, rc.gen.b
     remaining = g.load(_ext(rc), ext_slot(target) + 8, I32, align=4)
-    rc.require(b.icmp_signed(">=", remaining, hdrlen))
+    g.branch_if(b.icmp_signed("<", remaining, hdrlen), rc.hotdrop, "extfits")
 
 
 def optlen(rc: RuleCtx, hdr: ir.Value) -> ir.Value:
