@@ -200,7 +200,7 @@ def plot(rows: list[dict], path: str) -> None:
     kinds = sorted({r["kind"] for r in rows})
     fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.5), squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
-        none = [r["pps"] for r in rows if r["firewall"] == "none"]
+        none = [r["pps"] for r in rows if r["firewall"] == "none" and r["kind"] == kind]
         for fw in sorted({r["firewall"] for r in rows} - {"none"}):
             pts = sorted((max(r["rules"], 1), r["pps"]) for r in rows
                          if r["kind"] == kind and r["firewall"] == fw)
