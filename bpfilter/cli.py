@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="apply even if verification differs")
     p.add_argument("--no-verify", action="store_true", help="skip the twin-namespace check")
     p.add_argument("--frames", type=int, default=500, help="packets to verify with")
+    p = sub.add_parser("bench", help="ns/packet of FILE through BPF_PROG_TEST_RUN per hook "
+                                      "(see `bpfilter bench -- -h`)", add_help=False)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p = sub.add_parser("verify", help="same packets through iptables-legacy and bpfilter in "
                                        "throwaway twin namespaces; exit 0 only if all agree")
     p.add_argument("file", help="iptables-save text")
@@ -104,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _migrate(args, family)
     if args.cmd == "verify":
         return _verify(args)
+    if args.cmd == "bench":
+        from bpfilter.bench_cli import main as bench_main
+
+        return bench_main([a for a in args.bench_args if a != "--"])
     if args.cmd == "data-dir":
         print(DATA_DIR)
         return 0
