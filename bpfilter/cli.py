@@ -62,6 +62,9 @@ def format_error(prog: str, e: RestoreError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``bpfilter SUBCOMMAND``: print (canonical iptables-save text of a file)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its own parser, so `bpfilter bench -h` shows its options
+        return _bench(argv[1:])
     ap = argparse.ArgumentParser(prog="bpfilter", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("print", help="print a ruleset as iptables-legacy-save would")
@@ -89,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-verify", action="store_true", help="skip the twin-namespace check")
     p.add_argument("--frames", type=int, default=500, help="packets to verify with")
     p = sub.add_parser("bench", help="ns/packet of FILE through BPF_PROG_TEST_RUN per hook "
-                                      "(see `bpfilter bench -- -h`)", add_help=False)
+                                      "(see `bpfilter bench -h`)", add_help=False)
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p = sub.add_parser("verify", help="same packets through iptables-legacy and bpfilter in "
                                        "throwaway twin namespaces; exit 0 only if all agree")
@@ -108,9 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "verify":
         return _verify(args)
     if args.cmd == "bench":
-        from bpfilter.bench_cli import main as bench_main
-
-        return bench_main([a for a in args.bench_args if a != "--"])
+        return _bench(args.bench_args)
     if args.cmd == "data-dir":
         print(DATA_DIR)
         return 0
@@ -174,6 +175,12 @@ def _migrate(args: argparse.Namespace, family: Family) -> int:
     except (migrate.MigrateError, pipeline.PipelineError, OSError) as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 1
+
+
+def _bench(argv: Sequence[str]) -> int:
+    from bpfilter.bench_cli import main as bench_main
+
+    return bench_main(list(argv))
 
 
 def _verify(args: argparse.Namespace) -> int:
