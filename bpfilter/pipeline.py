@@ -18,10 +18,10 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bpfilter import backend
+from bpfilter import backend, inplace
 from bpfilter.attach import Link, attach_netfilter, attach_tc, attach_xdp
 from bpfilter.attach.link import AttachError
 from bpfilter.attach.netfilter import slot_pin_path
@@ -84,6 +84,8 @@ class RestoreRequest:
 class RestoreResult:
     ruleset: Ruleset
     plan: Plan | None
+    in_place: bool = False  # written into the live lookup maps, nothing recompiled (H13)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (bench)
 
 
 @contextmanager
@@ -182,6 +184,7 @@ def current_state(store: StateStore, discard: bool = True) -> LoadedState | None
 def _pins_of(state: LoadedState) -> set[str]:
     pins = {lr.pin for p in state.programs for lr in p.links}
     pins |= {p.counters_pin for p in state.programs}
+    pins |= {pin for p in state.programs for pin in p.map_pins.values()}
     return pins | {p.prog_pin for p in state.programs if p.prog_pin}
 
 
@@ -216,6 +219,15 @@ def recover(store: StateStore) -> str | None:
 def _rollback(store: StateStore, journal: Journal) -> None:
     """Put back every program, link and netfilter table the journal says changed."""
     errors = []
+    for pin, key, value in journal.map_backups:  # in-place update: old elements back
+        try:
+            m = Map.from_pin(store.pin_path(pin))
+            try:
+                m.update(bytes.fromhex(key), bytes.fromhex(value))
+            finally:
+                m.close()
+        except OSError as e:
+            errors.append(f"put back map {pin}: {e}")
     for link_pin, prog_pin in journal.updated:
         link_path, prog_path = store.pin_path(link_pin), store.pin_path(prog_pin)
         if link_path.exists() and prog_path.exists():
@@ -257,18 +269,97 @@ def restore(req: RestoreRequest) -> RestoreResult:
     store = StateStore(req.family)
     with locked(store, req.wait):
         recover(store)
+        times: dict[str, float] = {}
+        t0 = time.perf_counter()
         old_state = current_state(store)
-        old = _with_live_counters(store, old_state, loaded_ruleset(old_state, req.family))
+        loaded = loaded_ruleset(old_state, req.family)
+        old = _with_live_counters(store, old_state, loaded)
+        times["load_state_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         ruleset = parse_restore(req.text, family=req.family, filename=req.filename,
                                 noflush=req.noflush, base=old, table_filter=req.table,
                                 counters=req.counters)
         if req.noflush and not req.counters:
             ruleset = _zero_policy_counters(ruleset, named_tables(req.text, req.table))
+        times["parse_s"] = time.perf_counter() - t0
         if req.test:
             return RestoreResult(ruleset, None)
         plan = plan_ruleset(ruleset, req.hook)
+        t0 = time.perf_counter()
+        done = _apply_in_place(store, old_state, loaded, ruleset, plan, req)
+        times["in_place_s"] = time.perf_counter() - t0
+        if done is not None:
+            return RestoreResult(ruleset, plan, True, times)
+        t0 = time.perf_counter()
         _apply(store, old_state, ruleset, plan, req)
-        return RestoreResult(ruleset, plan)
+        times["full_s"] = time.perf_counter() - t0
+        return RestoreResult(ruleset, plan, False, times)
+
+
+# --- in-place re-restore (H13; bpfilter/inplace.py) ----------------------------------
+NO_INPLACE_ENV = "BPFILTER_NO_INPLACE"  # "1": always recompile (benchmarks compare both)
+
+
+class _NotInPlace(Exception):
+    """A replacement was refused after others were written: undo them, recompile."""
+
+
+def _apply_in_place(store: StateStore, old: LoadedState | None, loaded: Ruleset,
+                    ruleset: Ruleset, plan: Plan, req: RestoreRequest) -> LoadedState | None:
+    """Write a change of map-held rules only into the live lookup maps (nothing compiled,
+    loaded or attached: the programs and links stay); None: take the full path."""
+    if os.environ.get(NO_INPLACE_ENV) == "1" or req.test:
+        return None
+    if not inplace.eligible(old, loaded, ruleset, plan.flavor, len(plan.netfilter_tables),
+                            bool(plan.handoff_chains), req.ifaces, req.noflush):
+        return None
+    assert old is not None
+    current, new = loaded.table("filter"), ruleset.table("filter")
+    assert current is not None and new is not None
+    prepared = inplace.prepare(store, old, current, new, ruleset.family)
+    if prepared is None:
+        return None
+    try:
+        with _signals_deferred():
+            return _commit_in_place(store, old, ruleset, req, prepared)
+    finally:
+        prepared.close()
+
+
+def _commit_in_place(store: StateStore, old: LoadedState, ruleset: Ruleset,
+                     req: RestoreRequest, prepared: inplace.Prepared) -> LoadedState | None:
+    """The nodes elements to be rewritten go into the journal first; a failure or a
+    SIGKILLed run puts them back (the new leaf lists sit in unused room, so the old
+    element is again exactly what the maps meant)."""
+    generation = old.generation + 1
+    journal = Journal(generation, old.to_json(), map_backups=prepared.backups())
+    store.save_journal(journal)
+    try:
+        _test_point("prepare")
+        for n, (lk, position, rule) in enumerate(prepared.changes):
+            if not prepared.lives[lk.nodes_map].replace(position, rule):
+                raise _NotInPlace
+            if n == 0:
+                _test_point("swap")
+        # counters restart as iptables-restore's replaced table's do (or from -c input);
+        # not undone by a rollback: a failed re-restore may leave them at 0
+        inplace.reset_counters(store, old, ruleset, req.counters)
+        state = replace(old, ruleset_text=print_ruleset(ruleset), generation=generation,
+                        inplace_log=[*old.inplace_log, *prepared.log],
+                        netns_cookie=netns_cookie())
+        _test_point("commit")
+        store.save(state)  # the commit point
+    except _NotInPlace:
+        _rollback(store, journal)
+        return None
+    except BaseException as failure:
+        try:
+            _rollback(store, journal)
+        except PipelineError as undo:
+            raise RollbackIncomplete(f"{failure}\n{undo}") from failure
+        raise
+    store.clear_journal()
+    return state
 
 
 def _with_live_counters(store: StateStore, state: LoadedState | None, ruleset: Ruleset
@@ -502,6 +593,16 @@ def _attach_all(store: StateStore, old: LoadedState | None, loaded: Sequence[Loa
             store.save_journal(journal)
             counters.pin(store.pin_path(counters_pin))
             pinned_maps.add(id(counters))
+        map_pins = {}
+        for spec in cp.program.maps:  # lookup maps: a re-restore rewrites them in place
+            if spec.name.startswith("lk"):
+                map_pins[spec.name] = f"maps/{spec.name}-{generation}"
+                if id(maps[spec.name]) not in pinned_maps:
+                    _unlink_pin(store, map_pins[spec.name])
+                    journal.new_pins.append(map_pins[spec.name])
+                    store.save_journal(journal)
+                    maps[spec.name].pin(store.pin_path(map_pins[spec.name]))
+                    pinned_maps.add(id(maps[spec.name]))
         prog_pin = f"progs/{cp.name}-{generation}"
         _unlink_pin(store, prog_pin)
         journal.new_pins.append(prog_pin)
@@ -509,7 +610,7 @@ def _attach_all(store: StateStore, old: LoadedState | None, loaded: Sequence[Loa
         prog.pin(store.pin_path(prog_pin))
         record = ProgramRecord(cp.name, cp.flavor, cp.hook, list(cp.chains), counters_pin,
                                [(s.chain, s.rule_number) for s in cp.counter_slots],
-                               prog_pin=prog_pin)
+                               prog_pin=prog_pin, map_pins=map_pins)
         records.append(record)
         targets = [(None, None)] if cp.flavor == "nf" else ifaces
         plan.extend((cp, prog, record, iface, ifindex) for iface, ifindex in targets)
@@ -595,6 +696,7 @@ def _remove_stale(store: StateStore, old: LoadedState | None,
         return
     kept = {lr.pin for r in records for lr in r.links}
     kept |= {r.counters_pin for r in records} | {r.prog_pin for r in records}
+    kept |= {pin for r in records for pin in r.map_pins.values()}
     _unpin(store, old, keep=kept)
 
 
@@ -611,7 +713,9 @@ def _unpin(store: StateStore, state: LoadedState, keep: set[str] = frozenset()) 
                     pass  # a link whose device is gone: only the pin is left to remove
                 _unlink_pin(store, lr.pin)
                 removed += 1
-    for pin in {p.counters_pin for p in state.programs} | {p.prog_pin for p in state.programs}:
+    pins = {p.counters_pin for p in state.programs} | {p.prog_pin for p in state.programs}
+    pins |= {pin for p in state.programs for pin in p.map_pins.values()}
+    for pin in pins:
         if pin and pin not in keep:
             _unlink_pin(store, pin)
     return removed

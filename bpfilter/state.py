@@ -128,6 +128,8 @@ class ProgramRecord:
     counter_slots: list[tuple[str, int | None]]  # (chain, rule number or None = policy)
     links: list[LinkRecord] = field(default_factory=list)
     prog_pin: str = ""  # the program itself, so `attach-new` can attach it to new interfaces
+    # lookup maps (lkN_nodes / lkN_rules) → pin: a re-restore rewrites them in place (H13)
+    map_pins: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,6 +143,11 @@ class LoadedState:
     generation: int = 0
     iface_patterns: list[str] = field(default_factory=list)  # xdp/tc: --iface, '+' = all
     netns_cookie: int = 0
+    # one-rule changes written into the lookup maps since the programs were compiled, in
+    # order: [chain, run first rule, run position, rule line] (pipeline._apply_in_place).
+    # The maps were built from ruleset_text with these rules reverted; replaying them on
+    # that rebuilt mirror gives exactly what the maps hold.
+    inplace_log: list[list] = field(default_factory=list)
 
     @staticmethod
     def from_json(text: str) -> LoadedState:
@@ -233,3 +240,5 @@ class Journal:
     created: list[str] = field(default_factory=list)  # link pins this restore made
     new_pins: list[str] = field(default_factory=list)  # map/program pins this restore made
     netfilter_backup: str | None = None  # iptables-save text to put back on rollback
+    # (map pin, key hex, old value hex): map elements an in-place update rewrites (H13)
+    map_backups: list[tuple[str, str, str]] = field(default_factory=list)
