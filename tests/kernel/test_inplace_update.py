@@ -136,3 +136,67 @@ def test_one_rule_change_updates_maps_in_place(env, hook: str) -> None:
     assert state(run_dir)["inplace_log"] == []
     assert probe.arrived("10.0.0.1", 7001) == 0
     assert probe.arrived("10.0.0.1", 7002) == 5
+
+
+def test_failed_in_place_update_is_rolled_back(env) -> None:
+    """A failure after the maps were rewritten (forced at the commit point) puts the old
+    nodes back from the journal: the old verdict holds, the state is unchanged, and the
+    next re-restore is again done in place (the mirror still matches the kernel)."""
+    cli, probe, run_dir = env
+    assert cli.run("bpfilter-restore", stdin=ruleset(7001, "DROP")).returncode == 0
+    progs = attached_programs(cli, run_dir)
+    cli.env["BPFILTER_TEST_FAIL_AT"] = "commit"
+    try:
+        r = cli.run("bpfilter-restore", stdin=ruleset(7002, "DROP"))
+    finally:
+        del cli.env["BPFILTER_TEST_FAIL_AT"]
+    assert r.returncode != 0 and "forced" in r.stderr, r.stderr
+    assert probe.arrived("10.0.0.1", 7001) == 0
+    assert probe.arrived("10.0.0.1", 7002) == 5
+    st = state(run_dir)
+    assert st["generation"] == 1 and st["inplace_log"] == []
+    assert not list((run_dir / "state").glob("*/ipv4.journal.json"))
+
+    r = cli.run("bpfilter-restore", stdin=ruleset(7002, "DROP"))
+    assert r.returncode == 0, r.stderr
+    assert attached_programs(cli, run_dir) == progs and len(state(run_dir)["inplace_log"]) == 1
+    assert probe.arrived("10.0.0.1", 7001) == 5
+    assert probe.arrived("10.0.0.1", 7002) == 0
+
+
+def test_killed_in_place_update_is_undone_by_next_command(env, tmp_path: Path) -> None:
+    """SIGKILL after the maps were rewritten but before the state was saved: the next
+    bpfilter command finds the journal and writes the old nodes element back."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    cli, probe, run_dir = env
+    assert cli.run("bpfilter-restore", stdin=ruleset(7001, "DROP")).returncode == 0
+    marker = tmp_path / "paused"
+    env = {**cli.env, "BPFILTER_TEST_PAUSE_AT": "commit", "BPFILTER_TEST_PAUSE_FILE": str(marker)}
+    proc = subprocess.Popen(["ip", "netns", "exec", cli.lab.dut,
+                             str(cli.bin / "bpfilter-restore")], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            text=True)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(ruleset(7002, "DROP"))
+        proc.stdin.close()
+        for _ in range(1500):  # the pause, not a timing assertion: wait up to 30 s
+            if marker.exists() and marker.read_text():
+                break
+            time.sleep(0.02)
+        assert marker.exists(), "the restore never reached the commit point"
+        # paused with the maps already rewritten: the new verdict is in force
+        assert probe.arrived("10.0.0.1", 7002) == 0
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+        marker.unlink(missing_ok=True)
+    r = cli.run("bpfilter", "status")
+    assert "rolled back" in r.stdout, r.stdout + r.stderr
+    assert probe.arrived("10.0.0.1", 7001) == 0
+    assert probe.arrived("10.0.0.1", 7002) == 5
+    assert state(run_dir)["generation"] == 1
