@@ -62,7 +62,39 @@ def base_table(current: Table, log: Sequence[Sequence], family: Family) -> Table
     return current
 
 
-def eligible(old: LoadedState | None, loaded: Ruleset, new: Ruleset, flavor: str,
+def state_tables(text: str) -> list[str]:
+    """Names of the tables in a saved ruleset text (its ``*name`` lines), in order."""
+    return [line[1:].strip() for line in text.splitlines() if line.startswith("*")]
+
+
+def current_from_text(old_text: str, new_text: str, new: Table, family: Family
+                      ) -> Table | None:
+    """The loaded filter table, rebuilt from the new one: both texts are canonical
+    iptables-save output, so where every line but some ``-A`` lines is the same (same
+    chains, policies, rule counts), the loaded table is the new one with those rules
+    parsed back from the old lines. None when the shapes differ (then: recompile)."""
+    old_lines, new_lines = old_text.splitlines(), new_text.splitlines()
+    if len(old_lines) != len(new_lines):
+        return None
+    numbers: dict[str, int] = {}
+    current = new
+    for a, b in zip(old_lines, new_lines, strict=True):
+        chain = b.split(" ", 2)[1] if b.startswith("-A ") else None
+        if chain is not None:
+            numbers[chain] = numbers.get(chain, 0) + 1
+        if a == b:
+            continue
+        if chain is None or not a.startswith(f"-A {chain} "):
+            return None
+        try:
+            rule = parse_rule(a, chain, family)
+        except Exception:  # noqa: BLE001 - e.g. a jump to a chain: not a lookup rule anyway
+            return None
+        current = _set_rule(current, chain, numbers[chain], rule)
+    return current
+
+
+def eligible(old: LoadedState | None, loaded: Sequence[str], new: Ruleset, flavor: str,
              netfilter_tables: int, handoff: bool, ifaces: Sequence[str],
              noflush: bool) -> bool:
     """Cheap checks before any tree is rebuilt: one filter table, all in BPF, IPv4 (the
@@ -71,8 +103,7 @@ def eligible(old: LoadedState | None, loaded: Ruleset, new: Ruleset, flavor: str
         return False
     if handoff or noflush or new.family is not Family.IPV4:
         return False
-    if [t.name for t in new.tables] != ["filter"] or [t.name for t in loaded.tables] != [
-            "filter"]:
+    if [t.name for t in new.tables] != ["filter"] or list(loaded) != ["filter"]:
         return False
     flavors = {p.flavor for p in old.programs}
     if flavor == "nf":
