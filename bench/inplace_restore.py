@@ -107,8 +107,13 @@ def run(n: int, changes: int) -> dict:
             out["in_place_changes"], out["fallbacks"] = len(in_place), fallbacks
             phases = [s for s in split if s["in_place"]]
             for key in ("load_state_s", "parse_s", "plan_s", "in_place_prepare_s",
-                        "in_place_write_s", "total_s"):
+                        "in_place_write_s", "in_place_maps_s", "in_place_counters_s",
+                        "total_s"):
                 out[f"split_{key}"] = statistics.median(s[key] for s in phases)
+            # what every CLI run pays before reading its input: Python + imports
+            out["cli_startup_s"] = statistics.median(
+                ipt([sys.executable, "-c", "import bpfilter.cli, bpfilter.pipeline"])
+                for _ in range(3))
             # iptables-legacy: a full restore of the changed file, and -R of one rule
             out["legacy_restore_s"] = ipt(["iptables-legacy-restore"], restore_text(current))
             line = fresh[-1].line().split()[2:]

@@ -337,14 +337,15 @@ def _apply_in_place(store: StateStore, old: LoadedState | None, loaded: Sequence
     t0 = time.perf_counter()
     try:
         with _signals_deferred():
-            return _commit_in_place(store, old, text, ruleset, req, prepared)
+            return _commit_in_place(store, old, text, ruleset, req, prepared, times)
     finally:
         prepared.close()
         times["in_place_write_s"] = time.perf_counter() - t0  # maps, counters, state
 
 
 def _commit_in_place(store: StateStore, old: LoadedState, text: str, ruleset: Ruleset,
-                     req: RestoreRequest, prepared: inplace.Prepared) -> LoadedState | None:
+                     req: RestoreRequest, prepared: inplace.Prepared,
+                     times: dict[str, float]) -> LoadedState | None:
     """The nodes elements to be rewritten go into the journal first; a failure or a
     SIGKILLed run puts them back (the new leaf lists sit in unused room, so the old
     element is again exactly what the maps meant)."""
@@ -353,14 +354,18 @@ def _commit_in_place(store: StateStore, old: LoadedState, text: str, ruleset: Ru
     store.save_journal(journal)
     try:
         _test_point("prepare")
+        t0 = time.perf_counter()
         for n, (lk, position, rule) in enumerate(prepared.changes):
             if not prepared.lives[lk.nodes_map].replace(position, rule):
                 raise _NotInPlace
             if n == 0:
                 _test_point("swap")
+        times["in_place_maps_s"] = time.perf_counter() - t0  # LiveLookup.replace only
+        t0 = time.perf_counter()
         # counters restart as iptables-restore's replaced table's do (or from -c input);
         # not undone by a rollback: a failed re-restore may leave them at 0
         inplace.reset_counters(store, old, ruleset, req.counters)
+        times["in_place_counters_s"] = time.perf_counter() - t0
         state = replace(old, ruleset_text=text, generation=generation,
                         inplace_log=[*old.inplace_log, *prepared.log],
                         netns_cookie=netns_cookie())
