@@ -13,7 +13,7 @@ temporary directory):
 
 /run is shared by `ip netns exec` (only /sys is remounted), so a bpffs mounted
 there from the host mount namespace is seen by every later command. <netns> is
-the inode of /proc/self/ns/net, which names the network namespace. Inodes are
+the inode of /proc/thread-self/ns/net, which names the network namespace. Inodes are
 reused once a namespace is gone, so a state also records the namespace's
 cookie (SO_NETNS_COOKIE, never reused while the machine runs): a state whose
 cookie differs belongs to a dead namespace and is discarded, not trusted.
@@ -85,7 +85,7 @@ def shared_bpffs(path: Path) -> Path:
 
 def netns_id() -> str:
     """The current network namespace's identity (inode of its nsfs file)."""
-    return str(os.stat("/proc/self/ns/net").st_ino)
+    return str(os.stat("/proc/thread-self/ns/net").st_ino)  # the calling thread's netns
 
 
 SO_NETNS_COOKIE = 71  # include/uapi/asm-generic/socket.h, kernel >= 5.14
