@@ -95,11 +95,13 @@ PASSED = {
 }
 
 
-@pytest.mark.parametrize("flavor", INGRESS)
-@pytest.mark.parametrize("what", list(PASSED))
+# The skb test run refuses IPv4 frames shorter than an IP header, so a runt frame
+# can only be fed to the xdp program here (tc meets it through real traffic only).
+CASES = [(f, w) for f in INGRESS for w in PASSED if not (f == "tc" and w == "runt-frame")]
+
+
+@pytest.mark.parametrize(("flavor", "what"), CASES)
 def test_unclassifiable_passes_untouched(lab: Lab, flavor: str, what: str) -> None:  # noqa: F811
-    if flavor == "tc" and what == "runt-frame":
-        pytest.skip("the skb test run refuses IPv4 frames shorter than an IP header")
     assert classify(lab, flavor, PASSED[what](lab)) == ("ACCEPT", None)
 
 
