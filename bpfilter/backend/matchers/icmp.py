@@ -34,14 +34,19 @@ def type_code_range(value: Any) -> tuple[int, int, int]:
     raise TypeError(f"unknown --icmp-type value {value!r}")
 
 
-@register
-class Icmp:
-    module = "icmp"
+class TypeCodeMatch:
+    """`--icmp-type` and `--icmpv6-type` compile alike (icmp_match / icmp6_match): one
+    header guard, then (type == T and code in [min, max]) XOR `!`. Subclasses name the
+    module, its option and, for IPv4, the "any" type that matches every packet."""
+
+    module: str
+    option: str
+    any_type: int | None = None
 
     def unsupported(self, match: Match, rule: Rule) -> str | None:
         for o in match.options:
-            if o.name != "icmp-type":
-                return f"icmp option --{o.name} not supported"
+            if o.name != self.option:
+                return f"{self.module} option --{o.name} not supported"
             try:
                 type_code_range(o.value)
             except TypeError as e:
@@ -53,12 +58,12 @@ class Icmp:
 
     def emit(self, rc: RuleCtx, match: Match) -> None:
         header_guard(rc, ICMPHDR)
-        o = match.get("icmp-type")
+        o = match.get(self.option)
         if o is None:
             return
         g, b = rc.gen, rc.gen.b
         t, lo, hi = type_code_range(o.value)
-        if t == ANY_TYPE:
+        if t == self.any_type:
             ok = b.icmp_unsigned("==", I32(0), I32(0))
         else:
             typ, code = g.u8(rc.pkt.l4, 0), g.u8(rc.pkt.l4, 1)
@@ -68,3 +73,10 @@ class Icmp:
             if hi < 0xFF:
                 ok = b.and_(ok, b.icmp_unsigned("<=", code, I32(hi)))
         rc.require(xor_neg(rc, ok, o.negated))
+
+
+@register
+class Icmp(TypeCodeMatch):
+    module = "icmp"
+    option = "icmp-type"
+    any_type = ANY_TYPE
