@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bpfilter.loader import syscall as sc
+from bpfilter.loader.fdobj import FdObject
 
 
 class HasFd(Protocol):
@@ -97,7 +98,7 @@ class Link(ABC):
         raise AttachError(f"{path}: pinned object is a {kind or 'non-bpf'} object, not a link")
 
 
-class BpfLink(Link):
+class BpfLink(FdObject, Link):
     """A kernel bpf_link (XDP, TCX or netfilter); owns one fd."""
 
     def __init__(self, fd: int) -> None:
@@ -119,20 +120,6 @@ class BpfLink(Link):
 
     def detach(self) -> None:
         sc.link_detach(self.fd)
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        sc.obj_pin(self.fd, path)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown
-            pass
 
     def __repr__(self) -> str:
         return f"BpfLink({self.kind}, fd={self.fd})"

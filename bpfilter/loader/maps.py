@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import syscall as sc
+from .fdobj import FdObject
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def _round8(n: int) -> int:
     return (n + 7) & ~7
 
 
-class Map:
+class Map(FdObject):
     """An open BPF map. Owns its fd: close() it, or use it as a context manager."""
 
     def __init__(self, fd: int, spec: MapSpec) -> None:
@@ -147,26 +148,6 @@ class Map:
             v = self.lookup(k)
             if v is not None:
                 yield k, v
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        sc.obj_pin(self.fd, path)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def __enter__(self) -> Map:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown
-            pass
 
     def __repr__(self) -> str:
         return f"Map({self.spec.name!r}, fd={self.fd})"

@@ -57,6 +57,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import syscall as sc
+from .fdobj import FdObject
 from .maps import Map, MapSpec
 
 NF_HOOK_STATE_SIZE = 48  # sizeof(struct nf_hook_state) on 64-bit (btf.type_size checks it)
@@ -130,7 +131,7 @@ def _compatible(spec: MapSpec, live: MapSpec) -> bool:
         live.map_type, live.key_size, live.value_size)
 
 
-class Program:
+class Program(FdObject):
     """A loaded (verified) program. Owns its fd."""
 
     def __init__(self, fd: int, name: str, prog_type: int) -> None:
@@ -183,26 +184,6 @@ class Program:
         out = sc.prog_test_run(self.fd, data, ctx_in=ctx_in, ctx_size_out=ctx_size_out,
                                repeat=repeat)
         return TestRunResult(out.retval, out.duration_ns, out.data_out, out.ctx_out)
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        sc.obj_pin(self.fd, path)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def __enter__(self) -> Program:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown
-            pass
 
     def __repr__(self) -> str:
         return f"Program({self.name!r}, fd={self.fd})"
