@@ -103,13 +103,23 @@ def _prog_id(prog: HasFd) -> int:
 
 
 class _RepinMixin:
-    """Netlink attachments pin their program; after an update the pin must follow."""
+    """Netlink attachments are known by their program's id and pin that program; after an
+    update the pin must follow."""
 
     _pin_path: str | None = None
+    _prog_id: int = 0
 
-    def _pin_prog(self, prog_fd: int, path: str | os.PathLike[str]) -> None:
-        sc.obj_pin(prog_fd, path)
-        self._pin_path = os.fspath(path)
+    @property
+    def prog_id(self) -> int:
+        return self._prog_id
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        fd = sc.prog_get_fd_by_id(self._prog_id)
+        try:
+            sc.obj_pin(fd, path)
+            self._pin_path = os.fspath(path)
+        finally:
+            os.close(fd)
 
     def _repin(self, prog: HasFd) -> None:
         if self._pin_path is not None:
@@ -149,10 +159,6 @@ class XdpNetlinkLink(_NetnsBound, _RepinMixin, Link):
             raise AttachError(f"netlink xdp ({self.mode}) on ifindex {self.ifindex}: "
                               f"{os.strerror(exc.code)}") from exc
 
-    @property
-    def prog_id(self) -> int:
-        return self._prog_id
-
     def update(self, prog: HasFd) -> None:
         self._set(prog.fd)  # one netlink request: the kernel swaps the pointer atomically
         self._prog_id = _prog_id(prog)
@@ -161,13 +167,6 @@ class XdpNetlinkLink(_NetnsBound, _RepinMixin, Link):
     def detach(self) -> None:
         self._set(-1)
         self._prog_id = 0
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        fd = sc.prog_get_fd_by_id(self._prog_id)
-        try:
-            self._pin_prog(fd, path)
-        finally:
-            os.close(fd)
 
     def __repr__(self) -> str:
         return f"XdpNetlinkLink(ifindex={self.ifindex}, mode={self.mode}, prog={self._prog_id})"
@@ -208,10 +207,6 @@ class TcNetlinkLink(_NetnsBound, _RepinMixin, Link):
                classid=1, direct_action=True, prio=TC_PRIO)
         self._prog_id = prog_id
 
-    @property
-    def prog_id(self) -> int:
-        return self._prog_id
-
     def update(self, prog: HasFd) -> None:
         self._rtnl_call(lambda ipr: self._filter(ipr, "replace-filter", prog))  # atomic swap
         self._repin(prog)
@@ -220,13 +215,6 @@ class TcNetlinkLink(_NetnsBound, _RepinMixin, Link):
         self._rtnl_call(lambda ipr: ipr.tc("del-filter", "bpf", self.ifindex, TC_HANDLE,
                                            parent=TC_PARENTS[self.direction], prio=TC_PRIO))
         self._prog_id = 0
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        fd = sc.prog_get_fd_by_id(self._prog_id)
-        try:
-            self._pin_prog(fd, path)
-        finally:
-            os.close(fd)
 
     def __repr__(self) -> str:
         return (f"TcNetlinkLink(ifindex={self.ifindex}, {self.direction}, "
