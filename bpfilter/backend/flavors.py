@@ -67,6 +67,8 @@ class Needs:
 
 # (chain name, packet) → emits the whole chain from the current block.
 ChainEmitter = Callable[[str, Packet], None]
+# (offset, buf, len) → 0 on success: how a prologue reads packet bytes
+ByteReader = Callable[[ir.Value, ir.Value, ir.Value], ir.Value]
 
 
 class Flavor:
@@ -316,6 +318,44 @@ def mark_ingress_seen(g: Gen, ifindex: ir.Value, pass_blk: ir.Block) -> None:
     g.at(done)
 
 
+def nf_read_header(g: Gen, size: int, name: str, pass_blk: ir.Block
+                   ) -> tuple[ir.Value, ir.Value, ir.Value, ByteReader]:
+    """(state, skb, header copy, reader) for an nf program of either family: the first
+    ``size`` bytes of skb->data (the IP header at these hooks) read through a dynptr,
+    which handles non-linear skbs like skb_header_pointer; short packets → pass."""
+    b = g.b
+    ctx = g.func.args[0]
+    state = g.load(ctx, 0, PTR, align=8)
+    skb = g.load(ctx, 8, PTR, align=8)
+    dptr = g.stack(16, "dynptr", zero=False)
+    rc = g.kfunc("bpf_dynptr_from_skb", I32, [skb, I64(0), dptr])
+    g.require(b.icmp_signed("==", rc, I32(0)), pass_blk, "dynptr")
+    ip = g.stack(size, name)
+    rc = g.helper(BPF_FUNC_dynptr_read, I64, [ip, I64(size), dptr, I64(0), I64(0)])
+    g.require(b.icmp_signed("==", rc, I64(0)), pass_blk, f"{name}hdr")
+
+    def read(off: ir.Value, buf: ir.Value, n: ir.Value) -> ir.Value:
+        return g.helper(BPF_FUNC_dynptr_read, I64, [buf, n, dptr, off, I64(0)])
+
+    return state, skb, ip, read
+
+
+def decide_unless_ingress_seen(g: Gen, state: ir.Value, decide: ir.Block) -> None:
+    """nf companions: branch to ``decide`` when the packet's input device has no ingress
+    program (ingress_seen[in->ifindex] missing or 0); such packets were not decided there."""
+    from bpfilter.loader import btf
+
+    b = g.b
+    dev = g.load(state, btf.struct_member_offset("nf_hook_state", "in"), PTR, align=8)
+    ifindex = g.load(dev, btf.struct_member_offset("net_device", "ifindex"), I32, align=4)
+    key = g.stack(4, "seenkey", zero=False)
+    b.store(ifindex, key, align=4)
+    seen = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(INGRESS_SEEN_MAP), key])
+    g.branch_if(b.icmp_unsigned("==", seen, ir.Constant(PTR, None)), decide, "seenslot")
+    g.branch_if(b.icmp_unsigned("==", b.load(seen, typ=I32, align=4), I32(0)), decide,
+                "seen")
+
+
 def _with_names(pkt: Packet, in_name: ir.Value | None, out_name: ir.Value | None) -> Packet:
     from dataclasses import replace
 
@@ -393,21 +433,9 @@ class NfFlavor(Flavor):
 
     def emit_prologue(self, g: Gen, needs: Needs, chains: tuple[str, ...],
                       emit_chain: ChainEmitter, pass_blk: ir.Block) -> None:
-        b = g.b
         ctx = g.func.args[0]
-        state = g.load(ctx, 0, PTR, align=8)
-        skb = g.load(ctx, 8, PTR, align=8)
-        dptr = g.stack(16, "dynptr", zero=False)
-        rc = g.kfunc("bpf_dynptr_from_skb", I32, [skb, I64(0), dptr])
-        g.require(b.icmp_signed("==", rc, I32(0)), pass_blk, "dynptr")
-        ip = g.stack(IPHDR, "ip")
-        rc = g.helper(BPF_FUNC_dynptr_read, I64, [ip, I64(IPHDR), dptr, I64(0), I64(0)])
-        g.require(b.icmp_signed("==", rc, I64(0)), pass_blk, "iphdr")
+        state, skb, ip, load_l4 = nf_read_header(g, IPHDR, "ip", pass_blk)
         self.gate(g, ctx, state, skb, ip, needs, pass_blk)
-
-        def load_l4(off: ir.Value, buf: ir.Value, n: ir.Value) -> ir.Value:
-            return g.helper(BPF_FUNC_dynptr_read, I64, [buf, n, dptr, off, I64(0)])
-
         pkt = self.parse_ipv4(g, ip, None, needs, load_l4, pass_blk)
         in_name = self._devname(g, state, "in") if needs.in_name else None
         out_name = self._devname(g, state, "out") if needs.out_name else None
@@ -458,14 +486,7 @@ class NfCompanionFlavor(NfFlavor):
         fms = btf.struct_member_offset("inet_skb_parm", "frag_max_size")
         reasm = g.load(skb, cb + fms, I16, align=2)
         g.branch_if(b.icmp_unsigned("!=", reasm, I16(0)), decide, "notreasm")
-        dev = g.load(state, btf.struct_member_offset("nf_hook_state", "in"), PTR, align=8)
-        ifindex = g.load(dev, btf.struct_member_offset("net_device", "ifindex"), I32, align=4)
-        key = g.stack(4, "seenkey", zero=False)
-        b.store(ifindex, key, align=4)
-        seen = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(INGRESS_SEEN_MAP), key])
-        g.branch_if(b.icmp_unsigned("==", seen, ir.Constant(PTR, None)), decide, "seenslot")
-        g.branch_if(b.icmp_unsigned("==", b.load(seen, typ=I32, align=4), I32(0)), decide,
-                    "seen")
+        decide_unless_ingress_seen(g, state, decide)
         # ingress also passes packets whose interface names it could not read (an
         # interface missing from "ifnames", e.g. created after the load): decide those.
         if needs.in_name or needs.out_name:

@@ -33,7 +33,6 @@ from bpfilter.backend.flavors import (
     BPF_FIB_LOOKUP_SKIP_NEIGH,
     ETH_HLEN,
     FIB_PARAMS_SIZE,
-    INGRESS_SEEN_MAP,
     ChainEmitter,
     Flavor,
     IngressFlavor,
@@ -44,7 +43,9 @@ from bpfilter.backend.flavors import (
     TcFlavor,
     XdpFlavor,
     _with_names,
+    decide_unless_ingress_seen,
     mark_ingress_seen,
+    nf_read_header,
 )
 from bpfilter.backend.gen import (
     I8,
@@ -52,9 +53,7 @@ from bpfilter.backend.gen import (
     I32,
     I64,
     PTR,
-    BPF_FUNC_dynptr_read,
     BPF_FUNC_fib_lookup,
-    BPF_FUNC_map_lookup_elem,
     Gen,
 )
 from bpfilter.backend.ipv6 import FIND_EXT, IP6HDR, Packet6, parse_ipv6
@@ -104,21 +103,9 @@ class Nf6Mixin:
     def emit_prologue(self, g: Gen, needs: Needs, chains: tuple[str, ...],
                       emit_chain: ChainEmitter, pass_blk: ir.Block) -> None:
         b = g.b
-        ctx = g.func.args[0]
-        state = g.load(ctx, 0, PTR, align=8)
-        skb = g.load(ctx, 8, PTR, align=8)
-        dptr = g.stack(16, "dynptr", zero=False)
-        rc = g.kfunc("bpf_dynptr_from_skb", I32, [skb, I64(0), dptr])
-        g.require(b.icmp_signed("==", rc, I32(0)), pass_blk, "dynptr")
-        ip = g.stack(IP6HDR, "ip6")
-        rc = g.helper(BPF_FUNC_dynptr_read, I64, [ip, I64(IP6HDR), dptr, I64(0), I64(0)])
-        g.require(b.icmp_signed("==", rc, I64(0)), pass_blk, "ip6hdr")
+        state, skb, ip, read = nf_read_header(g, IP6HDR, "ip6", pass_blk)
         g.require(b.icmp_unsigned("==", b.lshr(g.u8(ip, 0), I32(4)), I32(6)), pass_blk, "v6")
         self.gate6(g, state, ip, pass_blk)
-
-        def read(off: ir.Value, buf: ir.Value, n: ir.Value) -> ir.Value:
-            return g.helper(BPF_FUNC_dynptr_read, I64, [buf, n, dptr, off, I64(0)])
-
         pkt = parse_ipv6(g, ip, read, needs.l4_bytes, _want_ipv6header(emit_chain), pass_blk)
         nf: NfFlavor = self  # type: ignore[assignment]
         in_name = nf._devname(g, state, "in") if needs.in_name else None
@@ -160,14 +147,7 @@ class Nf6CompanionFlavor(Nf6Mixin, NfCompanionFlavor):
         fms = btf.struct_member_offset("inet6_skb_parm", "frag_max_size")
         reasm = g.load(skb, cb + fms, I16, align=2)
         g.branch_if(b.icmp_unsigned("!=", reasm, I16(0)), decide, "notreasm")
-        dev = g.load(state, btf.struct_member_offset("nf_hook_state", "in"), PTR, align=8)
-        ifindex = g.load(dev, btf.struct_member_offset("net_device", "ifindex"), I32, align=4)
-        key = g.stack(4, "seenkey", zero=False)
-        b.store(ifindex, key, align=4)
-        seen = g.helper(BPF_FUNC_map_lookup_elem, PTR, [g.map_ref(INGRESS_SEEN_MAP), key])
-        g.branch_if(b.icmp_unsigned("==", seen, ir.Constant(PTR, None)), decide, "seenslot")
-        g.branch_if(b.icmp_unsigned("==", b.load(seen, typ=I32, align=4), I32(0)), decide,
-                    "seen")
+        decide_unless_ingress_seen(g, state, decide)
         b.branch(pass_blk)
         g.at(decide)
 
