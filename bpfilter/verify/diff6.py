@@ -9,12 +9,11 @@ header chains, fragments, neighbor discovery); an outcome is where a tag arrived
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bpfilter.verify.differential import is_bpffs
+from bpfilter.verify.differential import BpfilterCli, IptablesLegacy
 from bpfilter.verify.router import RouterLab
 from bpfilter.verify.rulegen6 import Packet6
 
@@ -26,57 +25,25 @@ LEGACY = {"BPFILTER_IP6TABLES_RESTORE": "ip6tables-legacy-restore",
 PROTOCOLS6 = (6, 17, 50, 58, 59)
 
 
-class Ip6tablesLegacy:
+class Ip6tablesLegacy(IptablesLegacy):
     """The reference: the kernel's ip6_tables, loaded with ip6tables-legacy-restore."""
 
-    name = "ip6tables-legacy"
-
-    def load(self, lab: RouterLab, text: str) -> None:
-        lab.topo.exec("dut", ["ip6tables-legacy-restore"], input=text)
-
-    def counters(self, lab: RouterLab) -> str:
-        return lab.topo.exec("dut", ["ip6tables-legacy-save", "-c"]).stdout
-
-    def close(self) -> None:
-        """Nothing outside the lab."""
+    def __init__(self) -> None:
+        super().__init__(6)
 
 
-class Bpfilter6:
+class Bpfilter6(BpfilterCli):
     """The candidate: ``ip netns exec DUT bpfilter6-restore --hook H [--iface in0] FILE``
     with BPFILTER_RUN_DIR in a test directory whose bpffs is mounted from the host's
     mount namespace (see differential.BpfilterCli for why)."""
 
+    rules_stem = "ruleset6"
+
     def __init__(self, hook: str, run_dir: Path, ifaces: Sequence[str] = ("in0",)) -> None:
-        self.hook = hook
-        self.name = f"bpfilter6-{hook}"
-        self.run_dir = run_dir
-        self.ifaces = tuple(ifaces)
-        self.bpffs = run_dir / "bpffs"
-        self.bpffs.mkdir(parents=True, exist_ok=True)
-        if not is_bpffs(self.bpffs):
-            subprocess.run(["mount", "-t", "bpf", "bpf", str(self.bpffs)], check=True,
-                           capture_output=True)
-        self._n = 0
+        super().__init__(hook, run_dir, ifaces, family=6)
 
     def _env(self) -> dict[str, str]:
-        return {"BPFILTER_RUN_DIR": str(self.run_dir), **LEGACY}
-
-    def load(self, lab: RouterLab, text: str) -> None:
-        self._n += 1
-        path = self.run_dir / f"ruleset6-{self._n}.rules"
-        path.write_text(text)
-        cmd = ["bpfilter6-restore", "--hook", self.hook]
-        if self.hook in ("xdp", "tc"):
-            for iface in self.ifaces:
-                cmd += ["--iface", iface]
-        lab.topo.exec("dut", [*cmd, str(path)], env=self._env())
-
-    def counters(self, lab: RouterLab) -> str | None:
-        proc = lab.topo.exec("dut", ["bpfilter6-save", "-c"], check=False, env=self._env())
-        return proc.stdout if proc.returncode == 0 else None
-
-    def close(self) -> None:
-        subprocess.run(["umount", "-l", str(self.bpffs)], check=False, capture_output=True)
+        return {**super()._env(), **LEGACY}
 
 
 def run6(lab: RouterLab, packets: Sequence[Packet6], *, early: bool = False) -> dict[int, str]:

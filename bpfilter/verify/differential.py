@@ -129,6 +129,11 @@ class BpfilterCli:
                            capture_output=True)
         self._n = 0
 
+    rules_stem = "ruleset"  # file name of the n-th restored ruleset: {rules_stem}-{n}.rules
+
+    def _env(self) -> dict[str, str]:
+        return {"BPFILTER_RUN_DIR": str(self.run_dir)}
+
     def command(self, path: Path) -> list[str]:
         cmd = [f"{self.prefix}-restore", "--hook", self.hook]
         if self.hook in ("xdp", "tc"):
@@ -138,13 +143,13 @@ class BpfilterCli:
 
     def load(self, lab: RouterLab, ruleset_text: str) -> None:
         self._n += 1
-        path = self.run_dir / f"ruleset-{self._n}.rules"
+        path = self.run_dir / f"{self.rules_stem}-{self._n}.rules"
         path.write_text(ruleset_text)
-        lab.topo.exec("dut", self.command(path), env={"BPFILTER_RUN_DIR": str(self.run_dir)})
+        lab.topo.exec("dut", self.command(path), env=self._env())
 
     def counters(self, lab: RouterLab) -> str | None:
         proc = lab.topo.exec("dut", [f"{self.prefix}-save", "-c"], check=False,
-                             env={"BPFILTER_RUN_DIR": str(self.run_dir)})
+                             env=self._env())
         return proc.stdout if proc.returncode == 0 else None
 
     def close(self) -> None:
