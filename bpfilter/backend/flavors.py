@@ -120,21 +120,8 @@ class Flavor:
             # Constant-size loads, largest that fits: a length derived from l4_len would
             # make the verifier track l4_len precisely and stop pruning states rule
             # after rule (measured: verification grew quadratically with the rules).
-            done = g.block("l4done")
             first = b.icmp_unsigned("==", fragoff, I32(0))
-            nxt = g.block("l4tier")
-            b.cbranch(first, nxt, done)
-            for size in load_tiers(needs.l4_bytes):
-                g.at(nxt)
-                load, nxt = g.block(f"l4load{size}"), g.block("l4tier")
-                b.cbranch(b.icmp_unsigned(">=", l4_len, I32(size)), load, nxt)
-                g.at(load)
-                rc = load_l4(b.zext(hl, I64), l4, I64(size))
-                g.require(b.icmp_signed("==", rc, ir.Constant(rc.type, 0)), pass_blk, "l4ok")
-                b.branch(done)
-            g.at(nxt)
-            b.branch(done)
-            g.at(done)
+            load_l4_tiered(g, first, l4_len, load_l4, hl, l4, needs.l4_bytes, pass_blk)
         meta = g.stack(16, "meta", zero=False)
         for i, v in enumerate((tot, l4_len, proto, fragoff)):
             b.store(v, g.ptr(meta, 4 * i), align=4)
@@ -147,6 +134,29 @@ def load_tiers(need: int) -> list[int]:
     (TCP header + options in 4-byte steps, 8 for UDP/ICMP, 4 for ports)."""
     sizes = {s for s in range(20, L4_MAX + 1, 4)} | {8, 4}
     return sorted((s for s in sizes if s <= need), reverse=True)
+
+
+def load_l4_tiered(g: Gen, have_l4: ir.Value, l4_len: ir.Value, read: ByteReader,
+                   off: ir.Value, l4: ir.Value, need: int, pass_blk: ir.Block) -> None:
+    """Copy the L4 header (at i32 ``off``) into ``l4`` (when ``have_l4``) with the largest
+    constant-size read from `load_tiers` that fits in ``l4_len``, for both families: a
+    length derived from l4_len would make the verifier track it precisely and stop
+    pruning states."""
+    b = g.b
+    done = g.block("l4done")
+    nxt = g.block("l4tier")
+    b.cbranch(have_l4, nxt, done)
+    for size in load_tiers(need):
+        g.at(nxt)
+        load, nxt = g.block(f"l4load{size}"), g.block("l4tier")
+        b.cbranch(b.icmp_unsigned(">=", l4_len, I32(size)), load, nxt)
+        g.at(load)
+        rc = read(b.zext(off, I64), l4, I64(size))
+        g.require(b.icmp_signed("==", rc, ir.Constant(rc.type, 0)), pass_blk, "l4ok")
+        b.branch(done)
+    g.at(nxt)
+    b.branch(done)
+    g.at(done)
 
 
 class IngressFlavor(Flavor):

@@ -385,7 +385,7 @@ def parse_ipv6(g: Gen, ip: ir.Value, read: Reader, l4_need: int, want_ipv6header
     bytes within the datagram (40 + payload length; the caller makes sure no bytes
     beyond it are visible). `walk=False`: the caller guarantees the header is followed
     directly by a final protocol (no extension headers): no walk code at all."""
-    from bpfilter.backend.flavors import load_tiers
+    from bpfilter.backend.flavors import load_l4_tiered
 
     b = g.b
     tot = b.add(g.be16(ip, 4), I32(IP6HDR))
@@ -433,19 +433,6 @@ def parse_ipv6(g: Gen, ip: ir.Value, read: Reader, l4_need: int, want_ipv6header
     b.store(l4_len, g.ptr(meta, 4), align=4)
     l4 = g.stack(L4_MAX + 4, "l4")
     if l4_need:
-        done = g.block("l4done")
-        nxt = g.block("l4tier")
-        b.cbranch(have_l4, nxt, done)
-        for size in load_tiers(l4_need):
-            g.at(nxt)
-            load, nxt = g.block(f"l4load{size}"), g.block("l4tier")
-            b.cbranch(b.icmp_unsigned(">=", l4_len, I32(size)), load, nxt)
-            g.at(load)
-            rc = read(b.zext(thoff, I64), l4, I64(size))
-            g.require(b.icmp_signed("==", rc, ir.Constant(rc.type, 0)), pass_blk, "l4ok")
-            b.branch(done)
-        g.at(nxt)
-        b.branch(done)
-        g.at(done)
+        load_l4_tiered(g, have_l4, l4_len, read, thoff, l4, l4_need, pass_blk)
     return Packet6(ip=ip, l4=l4, tot_len=tot, l4_len=l4_len, proto=proto, fragoff=fragoff,
                    meta=meta, ext=ext)
