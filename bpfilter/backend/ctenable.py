@@ -51,11 +51,3 @@ def disable(family: Family) -> None:
     f = _nft_family(family)
     if subprocess.run(["nft", "list", "table", f, TABLE], capture_output=True).returncode == 0:
         _nft(f"delete table {f} {TABLE}\n")
-
-
-def sync(family: Family, bpf_tables: Iterable[Table]) -> None:
-    """Hold conntrack exactly while the BPF tables need it."""
-    if needs_conntrack(bpf_tables):
-        enable(family)
-    else:
-        disable(family)

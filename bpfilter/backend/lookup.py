@@ -58,8 +58,6 @@ SLOT_OFF = ACTION_OFF + 4
 POS_OFF = ACTION_OFF + 8
 NO_RULE = 0xFFFFFFFF
 LEAF_SLACK = 4  # entries a leaf may grow by through in-place updates (update.py)
-# Order the leaf scan compares dimensions in: the most selective first.
-CHECK_ORDER = (0, 1, 4, 2, 3, 5)
 
 
 def check_order(t: TreeInfo) -> tuple[int, ...]:

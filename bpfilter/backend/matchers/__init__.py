@@ -64,11 +64,6 @@ def matcher(module: str) -> MatchCompiler | None:
     return _REGISTRY.get(module)
 
 
-def supported_modules() -> frozenset[str]:
-    _load_all()
-    return frozenset(_REGISTRY)
-
-
 def _load_all() -> None:
     global _loaded
     if _loaded:
