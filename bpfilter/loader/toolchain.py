@@ -47,25 +47,10 @@ Conventions for the IR (checked by tests/unit/test_elf*.py):
   every direct packet access in XDP/TC; netfilter programs read packets through
   dynptr kfuncs/helpers instead (see program.py NOTES).
 
-Tiny complete example (an XDP program returning the u32 stored at key 0 of map
-``verdicts``, XDP_PASS if absent)::
+Tiny complete example: ``EXAMPLE_XDP_IR`` below (an XDP program returning the u32
+stored at key 0 of map ``verdicts``, XDP_PASS if absent), loaded with::
 
-    @verdicts = external global i8
-
-    define i32 @xdp_main(ptr %ctx) nounwind section "xdp" {
-    entry:
-      %k = alloca i32
-      store i32 0, ptr %k
-      %v = call ptr inttoptr (i64 1 to ptr)(ptr @verdicts, ptr %k)
-      %miss = icmp eq ptr %v, null
-      br i1 %miss, label %pass, label %hit
-    hit:
-      %x = load i32, ptr %v
-      ret i32 %x
-    pass:
-      ret i32 2
-    }
-
+    text = EXAMPLE_XDP_IR
     obj = compile_ir(text)
     spec = program_spec_from_elf(obj, "xdp", "xdp_main", BPF_PROG_TYPE_XDP, BPF_XDP,
                                  [MapSpec("verdicts", BPF_MAP_TYPE_ARRAY, 4, 4, 1)])
@@ -77,6 +62,25 @@ import functools
 
 import llvmlite.binding as llvm
 from llvmlite import ir
+
+# The example of the module docstring (tests compile and run it).
+EXAMPLE_XDP_IR = r"""
+@verdicts = external global i8
+
+define i32 @xdp_main(ptr %ctx) nounwind section "xdp" {
+entry:
+  %k = alloca i32
+  store i32 0, ptr %k
+  %v = call ptr inttoptr (i64 1 to ptr)(ptr @verdicts, ptr %k)
+  %miss = icmp eq ptr %v, null
+  br i1 %miss, label %pass, label %hit
+hit:
+  %x = load i32, ptr %v
+  ret i32 %x
+pass:
+  ret i32 2
+}
+"""
 
 TRIPLE = "bpfel"
 #: BPF ISA level: v3 = 32-bit subregisters + jmp32 + atomics; kernel >= 5.1 accepts it.
